@@ -1,0 +1,235 @@
+//! The operations of the spec, resolved and checked: what the server generator works from.
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use openapiv3::{OpenAPI, Parameter, SecurityScheme, StatusCode};
+
+use crate::schema::{component_name, resolve_ref};
+use crate::Error;
+
+const JSON: &str = "application/json";
+
+pub struct Api {
+    pub operations: Vec<Operation>,
+}
+
+pub struct Operation {
+    /// `operationId` as written in the spec.
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub path_params: Vec<PathParam>,
+    /// Component schema name of the JSON request body.
+    pub body: Option<String>,
+    pub responses: Vec<Response>,
+    /// The bearer scheme applies (the operation's or the document's `security`).
+    pub secured: bool,
+    /// `x-required-scopes`: scopes the bearer token must carry.
+    pub scopes: Vec<String>,
+}
+
+pub struct PathParam {
+    pub name: String,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub description: String,
+    /// Component schema name of the JSON body; `None` for an empty body.
+    pub schema: Option<String>,
+}
+
+impl Operation {
+    pub fn fn_name(&self) -> String {
+        self.id.to_snake_case()
+    }
+
+    pub fn type_name(&self) -> String {
+        self.id.to_upper_camel_case()
+    }
+
+    pub fn at(&self) -> String {
+        format!("operation {} ({} {})", self.id, self.method, self.path)
+    }
+}
+
+impl PathParam {
+    pub fn rust_name(&self) -> String {
+        self.name.to_snake_case()
+    }
+}
+
+impl Api {
+    pub fn from_spec(spec: &OpenAPI) -> Result<Self, Error> {
+        let mut operations = Vec::new();
+        for (path, item) in spec.paths.iter() {
+            let item = item
+                .as_item()
+                .ok_or_else(|| Error::unsupported(format!("path {path}"), "a $ref path item"))?;
+            if !item.parameters.is_empty() {
+                return Err(Error::unsupported(
+                    format!("path {path}"),
+                    "path-level parameters (declare them on each operation)",
+                ));
+            }
+            for (method, op) in item.iter() {
+                operations.push(operation(spec, path, method, op)?);
+            }
+        }
+        Ok(Self { operations })
+    }
+}
+
+fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation) -> Result<Operation, Error> {
+    let method = method.to_uppercase();
+    let id = op
+        .operation_id
+        .clone()
+        .ok_or_else(|| Error::invalid(format!("{method} {path}"), "operation without operationId"))?;
+    let at = format!("operation {id} ({method} {path})");
+
+    let mut path_params = Vec::new();
+    for param in &op.parameters {
+        let param = resolve_ref(spec, param, "parameters")
+            .map_err(|e| Error::invalid(&at, e))?;
+        match param {
+            Parameter::Path { parameter_data, .. } => {
+                let schema = match &parameter_data.format {
+                    openapiv3::ParameterSchemaOrContent::Schema(s) => s,
+                    _ => return Err(Error::unsupported(&at, "a path parameter without a schema")),
+                };
+                let schema = resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
+                if !matches!(
+                    schema.schema_kind,
+                    openapiv3::SchemaKind::Type(openapiv3::Type::String(_))
+                ) {
+                    return Err(Error::unsupported(
+                        &at,
+                        format!("path parameter {} of a type other than string", parameter_data.name),
+                    ));
+                }
+                if !path.contains(&format!("{{{}}}", parameter_data.name)) {
+                    return Err(Error::invalid(&at, format!("path parameter {} is not in the path", parameter_data.name)));
+                }
+                path_params.push(PathParam { name: parameter_data.name.clone() });
+            }
+            other => {
+                return Err(Error::unsupported(
+                    &at,
+                    format!("parameter {} in {}", other.parameter_data_ref().name, location(other)),
+                ))
+            }
+        }
+    }
+
+    let body = match &op.request_body {
+        None => None,
+        Some(body) => {
+            let body = resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(&at, e))?;
+            if body.content.len() != 1 || !body.content.contains_key(JSON) {
+                return Err(Error::unsupported(&at, "a request body other than exactly application/json"));
+            }
+            let schema = body.content[JSON]
+                .schema
+                .as_ref()
+                .ok_or_else(|| Error::invalid(&at, "request body without a schema"))?;
+            Some(component_name(schema).ok_or_else(|| {
+                Error::unsupported(&at, "an inline request body schema (use a $ref to components/schemas)")
+            })?)
+        }
+    };
+
+    let mut responses = Vec::new();
+    for (status, response) in &op.responses.responses {
+        let status = match status {
+            StatusCode::Code(code) => *code,
+            StatusCode::Range(_) => return Err(Error::unsupported(&at, "a status range response")),
+        };
+        let response = resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
+        let schema = match response.content.len() {
+            0 => None,
+            1 if response.content.contains_key(JSON) => {
+                let schema = response.content[JSON]
+                    .schema
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid(&at, format!("response {status} without a schema")))?;
+                Some(component_name(schema).ok_or_else(|| {
+                    Error::unsupported(&at, format!("an inline schema in response {status}"))
+                })?)
+            }
+            _ => {
+                return Err(Error::unsupported(
+                    &at,
+                    format!("response {status} with content other than application/json"),
+                ))
+            }
+        };
+        responses.push(Response { status, description: response.description.clone(), schema });
+    }
+    if op.responses.default.is_some() {
+        return Err(Error::unsupported(&at, "a default response (declare each status)"));
+    }
+    if !responses.iter().any(|r| (200..300).contains(&r.status)) {
+        return Err(Error::invalid(&at, "no success response"));
+    }
+
+    let security = op.security.as_ref().or(spec.security.as_ref());
+    let mut secured = false;
+    for requirement in security.into_iter().flatten() {
+        for name in requirement.keys() {
+            let scheme = spec
+                .components
+                .as_ref()
+                .and_then(|c| c.security_schemes.get(name))
+                .ok_or_else(|| Error::invalid(&at, format!("unknown security scheme {name}")))?;
+            let scheme = resolve_ref(spec, scheme, "securitySchemes").map_err(|e| Error::invalid(&at, e))?;
+            match scheme {
+                SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("bearer") => secured = true,
+                _ => return Err(Error::unsupported(&at, format!("security scheme {name} (only http bearer)"))),
+            }
+        }
+    }
+    let scopes = match op.extensions.get("x-required-scopes") {
+        None => Vec::new(),
+        Some(value) => serde_json::from_value::<Vec<String>>(value.clone())
+            .map_err(|_| Error::invalid(&at, "x-required-scopes must be a list of strings"))?,
+    };
+    if !scopes.is_empty() && !secured {
+        return Err(Error::invalid(&at, "x-required-scopes on an operation without bearer security"));
+    }
+
+    let op = Operation {
+        id,
+        method,
+        path: path.to_owned(),
+        summary: op.summary.clone(),
+        description: op.description.clone(),
+        path_params,
+        body,
+        responses,
+        secured,
+        scopes,
+    };
+    // The generated handler answers these itself, so the contract must document them.
+    let required: &[(bool, u16, &str)] = &[
+        (op.secured, 401, "it is secured"),
+        (op.secured, 403, "it is secured"),
+        (op.body.is_some(), 400, "it validates its request body"),
+    ];
+    for (applies, status, why) in required {
+        if *applies && !op.responses.iter().any(|r| r.status == *status) {
+            return Err(Error::invalid(op.at(), format!("must document a {status} response because {why}")));
+        }
+    }
+    Ok(op)
+}
+
+fn location(p: &Parameter) -> &'static str {
+    match p {
+        Parameter::Query { .. } => "query",
+        Parameter::Header { .. } => "header",
+        Parameter::Path { .. } => "path",
+        Parameter::Cookie { .. } => "cookie",
+    }
+}

@@ -1,0 +1,372 @@
+//! The server side: models, the `Api` trait, one response enum per operation, validators, router.
+
+use std::collections::BTreeSet;
+
+use heck::ToUpperCamelCase;
+use openapiv3::OpenAPI;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, ToTokens};
+
+use crate::model::{Api, Operation, Response};
+use crate::schema::{component_schema, typify_schemas};
+use crate::{validators, Error};
+
+pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
+    let types = types(spec)?;
+    let operation_enum = operation_enum(api);
+    let responses = api.operations.iter().map(response_enum).collect::<Vec<_>>();
+    let methods = api.operations.iter().map(trait_method);
+    let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
+    let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
+    let validators = bodies
+        .into_iter()
+        .map(|schema| validators::generate(spec, schema))
+        .collect::<Result<Vec<_>, _>>()?;
+    let router = router(api);
+
+    Ok(quote! {
+        /// The contract's schemas as Rust types.
+        #[allow(clippy::all, dead_code, unused_imports)]
+        pub mod types {
+            #types
+        }
+
+        #operation_enum
+
+        /// One enum per operation, one variant per documented status: a status/body pair
+        /// the contract does not allow does not compile.
+        pub mod responses {
+            use super::types;
+            use axum::response::IntoResponse;
+            #(#responses)*
+        }
+
+        /// Request validators derived from the schema constraints (class-validator semantics).
+        pub mod validate {
+            #(#validators)*
+        }
+
+        /// What the hand-written server implements: one method per `operationId`, no defaults,
+        /// so an operation added to the spec does not compile until it is implemented.
+        pub trait Api: Send + Sync + 'static {
+            /// Who the caller is, as established by [`Api::authenticate`].
+            type Principal: Send + 'static;
+            /// An unexpected failure inside a handler.
+            type Error: axum::response::IntoResponse + Send;
+
+            /// Checks the bearer token (and scopes) for a secured operation.
+            fn authenticate(
+                &self,
+                operation: Operation,
+                headers: &axum::http::HeaderMap,
+            ) -> impl std::future::Future<Output = Result<Self::Principal, crate::rt::Rejection>> + Send;
+
+            /// Renders a request the generated layer turned away, in the contract's error shape.
+            fn reject(&self, rejection: crate::rt::Rejection) -> axum::response::Response;
+
+            /// Largest request body accepted, in bytes; larger ones are rejected before anything else.
+            fn body_limit(&self) -> usize;
+
+            #(#methods)*
+        }
+
+        mod handlers {
+            use std::sync::Arc;
+            use axum::extract::{Request, State};
+            use axum::response::{IntoResponse, Response};
+            use super::{Api, Operation, types, validate};
+            use crate::rt::{self, Rejection};
+
+            #(#handlers)*
+
+            pub async fn no_route<A: Api>(State(api): State<Arc<A>>, request: Request) -> Response {
+                let path = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+                api.reject(Rejection::NoRoute { method: request.method().clone(), path })
+            }
+        }
+
+        #router
+    })
+}
+
+fn types(spec: &OpenAPI) -> Result<TokenStream, Error> {
+    let mut settings = typify::TypeSpaceSettings::default();
+    settings.with_struct_builder(false).with_derive("PartialEq".to_owned());
+    let mut space = typify::TypeSpace::new(&settings);
+    space.add_ref_types(typify_schemas(spec)?).map_err(|e| Error::Types(e.to_string()))?;
+    let mut file: syn::File = syn::parse2(space.to_stream())
+        .map_err(|e| Error::Internal(format!("typify output does not parse: {e}")))?;
+    for item in &mut file.items {
+        if let syn::Item::Struct(item) = item {
+            restore_property_order(spec, item);
+        }
+    }
+    Ok(file.into_token_stream())
+}
+
+/// typify sorts struct fields by name; the contract's bodies keep the spec's key order
+/// (`message`, `error`, `statusCode`), and serde serializes in field order, so put it back.
+fn restore_property_order(spec: &OpenAPI, item: &mut syn::ItemStruct) {
+    let Ok(schema) = component_schema(spec, &item.ident.to_string()) else { return };
+    let openapiv3::SchemaKind::Type(openapiv3::Type::Object(object)) = &schema.schema_kind else { return };
+    let syn::Fields::Named(fields) = &mut item.fields else { return };
+    let position = |field: &syn::Field| {
+        let name = json_name(field);
+        object.properties.get_index_of(&name).unwrap_or(usize::MAX)
+    };
+    let mut sorted: Vec<syn::Field> = fields.named.iter().cloned().collect();
+    sorted.sort_by_key(|f| position(f));
+    fields.named = sorted.into_iter().collect();
+}
+
+/// The JSON key of a generated field: its `#[serde(rename = "…")]`, else its name.
+fn json_name(field: &syn::Field) -> String {
+    for attr in &field.attrs {
+        let text = attr.to_token_stream().to_string();
+        if let Some(start) = text.find("rename = \"") {
+            let rest = &text[start + "rename = \"".len()..];
+            if let Some(end) = rest.find('"') {
+                return rest[..end].to_owned();
+            }
+        }
+    }
+    field.ident.as_ref().map(|i| i.to_string().trim_start_matches("r#").to_owned()).unwrap_or_default()
+}
+
+fn operation_enum(api: &Api) -> TokenStream {
+    let variants: Vec<_> = api.operations.iter().map(|op| format_ident!("{}", op.type_name())).collect();
+    let ids = api.operations.iter().map(|op| op.id.as_str());
+    let methods = api.operations.iter().map(|op| op.method.as_str());
+    let paths = api.operations.iter().map(|op| op.path.as_str());
+    let secured = api.operations.iter().map(|op| op.secured);
+    let scopes = api.operations.iter().map(|op| {
+        let s = &op.scopes;
+        quote! { &[#(#s),*] }
+    });
+    let docs = api.operations.iter().map(|op| format!("`{} {}`: {}", op.method, op.path, op.summary.as_deref().unwrap_or(&op.id)));
+    let v = &variants;
+    quote! {
+        /// The operations of the contract.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            #( #[doc = #docs] #variants, )*
+        }
+
+        impl Operation {
+            /// Every operation, in spec order.
+            pub const ALL: &'static [Operation] = &[#(Operation::#v),*];
+
+            pub fn operation_id(self) -> &'static str {
+                match self { #(Operation::#v => #ids,)* }
+            }
+
+            /// HTTP method, upper case.
+            pub fn method(self) -> &'static str {
+                match self { #(Operation::#v => #methods,)* }
+            }
+
+            /// Path template as written in the spec.
+            pub fn path(self) -> &'static str {
+                match self { #(Operation::#v => #paths,)* }
+            }
+
+            /// Whether a bearer token is required.
+            pub fn secured(self) -> bool {
+                match self { #(Operation::#v => #secured,)* }
+            }
+
+            /// Scopes the token must carry (`x-required-scopes`).
+            pub fn required_scopes(self) -> &'static [&'static str] {
+                match self { #(Operation::#v => #scopes,)* }
+            }
+        }
+    }
+}
+
+fn variant_name(status: u16) -> syn::Ident {
+    let name = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| r.to_upper_camel_case())
+        .unwrap_or_else(|| format!("Status{status}"));
+    format_ident!("{}", name)
+}
+
+fn response_enum(op: &Operation) -> TokenStream {
+    let name = format_ident!("{}", op.type_name());
+    let doc = format!("Responses of `{}`.", op.id);
+    let variants = op.responses.iter().map(|Response { status, description, schema }| {
+        let v = variant_name(*status);
+        let doc = format!("{status}: {description}");
+        match schema {
+            Some(s) => {
+                let t = format_ident!("{}", s);
+                quote! { #[doc = #doc] #v(types::#t), }
+            }
+            None => quote! { #[doc = #doc] #v, },
+        }
+    });
+    let arms = op.responses.iter().map(|Response { status, schema, .. }| {
+        let v = variant_name(*status);
+        let code = quote! { axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR) };
+        match schema {
+            Some(_) => quote! { #name::#v(body) => (#code, axum::Json(body)).into_response(), },
+            None => quote! { #name::#v => #code.into_response(), },
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug)]
+        pub enum #name { #(#variants)* }
+
+        impl IntoResponse for #name {
+            fn into_response(self) -> axum::response::Response {
+                match self { #(#arms)* }
+            }
+        }
+    }
+}
+
+fn params(op: &Operation) -> Vec<TokenStream> {
+    let mut params = Vec::new();
+    if op.secured {
+        params.push(quote! { principal: Self::Principal });
+    }
+    for p in &op.path_params {
+        let n = format_ident!("{}", p.rust_name());
+        params.push(quote! { #n: String });
+    }
+    if let Some(body) = &op.body {
+        let t = format_ident!("{}", body);
+        params.push(quote! { body: types::#t });
+    }
+    params
+}
+
+fn trait_method(op: &Operation) -> TokenStream {
+    let name = format_ident!("{}", op.fn_name());
+    let response = format_ident!("{}", op.type_name());
+    let params = params(op);
+    let doc = format!(
+        "`{}` — {} `{}`.{}",
+        op.id,
+        op.method,
+        op.path,
+        op.description.as_deref().map(|d| format!("\n\n{}", d.trim_end())).unwrap_or_default()
+    );
+    quote! {
+        #[doc = #doc]
+        fn #name(&self, #(#params),*) -> impl std::future::Future<Output = Result<responses::#response, Self::Error>> + Send;
+    }
+}
+
+fn handler(op: &Operation) -> TokenStream {
+    let name = format_ident!("{}", op.fn_name());
+    let variant = format_ident!("{}", op.type_name());
+    let mut steps = Vec::new();
+    let mut args = Vec::new();
+    // Order of checks (DESIGN.md §3): body size, then authentication, then input.
+    if op.body.is_some() {
+        steps.push(quote! {
+            let bytes = match rt::body::read(body, api.body_limit()).await {
+                Ok(bytes) => bytes,
+                Err(rejection) => return api.reject(rejection),
+            };
+        });
+    }
+    if op.secured {
+        steps.push(quote! {
+            let principal = match api.authenticate(Operation::#variant, &parts.headers).await {
+                Ok(principal) => principal,
+                Err(rejection) => return api.reject(rejection),
+            };
+        });
+        args.push(quote! { principal });
+    }
+    for p in &op.path_params {
+        let n = format_ident!("{}", p.rust_name());
+        let api_name = &p.name;
+        steps.push(quote! {
+            let Some(#n) = rt::params::path(&path_params, #api_name) else {
+                return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() });
+            };
+        });
+        args.push(quote! { #n });
+    }
+    if let Some(body) = &op.body {
+        let t = format_ident!("{}", body);
+        let validate = validators::fn_name(body);
+        steps.push(quote! {
+            let value = match rt::body::json(&parts.headers, &bytes) {
+                Ok(value) => value,
+                Err(rejection) => return api.reject(rejection),
+            };
+            let errors = validate::#validate(&value);
+            if !errors.is_empty() {
+                return api.reject(Rejection::Validation(errors));
+            }
+            let body: types::#t = match serde_json::from_value(value) {
+                Ok(body) => body,
+                Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
+            };
+        });
+        args.push(quote! { body });
+    }
+    let path_extract = if op.path_params.is_empty() {
+        quote! {}
+    } else {
+        quote! {
+            let path_params = {
+                use axum::extract::FromRequestParts;
+                match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
+                    Ok(params) => params,
+                    Err(_) => return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() }),
+                }
+            };
+        }
+    };
+    let parts_binding = if op.path_params.is_empty() { quote! { parts } } else { quote! { mut parts } };
+    let body_binding = if op.body.is_some() { quote! { body } } else { quote! { _body } };
+    quote! {
+        pub async fn #name<A: Api>(State(api): State<Arc<A>>, request: Request) -> Response {
+            let (#parts_binding, #body_binding) = request.into_parts();
+            #path_extract
+            #(#steps)*
+            match api.#name(#(#args),*).await {
+                Ok(response) => response.into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+    }
+}
+
+fn router(api: &Api) -> TokenStream {
+    let mut paths: Vec<(&str, Vec<&Operation>)> = Vec::new();
+    for op in &api.operations {
+        match paths.iter_mut().find(|(p, _)| *p == op.path) {
+            Some((_, ops)) => ops.push(op),
+            None => paths.push((&op.path, vec![op])),
+        }
+    }
+    let routes = paths.iter().map(|(path, ops)| {
+        let mut chain = ops.iter().map(|op| {
+            let m = format_ident!("{}", op.method.to_lowercase());
+            let h = format_ident!("{}", op.fn_name());
+            quote! { #m(handlers::#h::<A>) }
+        });
+        let first = chain.next();
+        let rest = chain.map(|c| quote! { .#c });
+        quote! { .route(#path, axum::routing::#first #(#rest)*) }
+    });
+    quote! {
+        /// The contract's routes; any other path or method is rejected with
+        /// [`crate::rt::Rejection::NoRoute`] through [`Api::reject`].
+        pub fn router<A: Api>(api: std::sync::Arc<A>) -> axum::Router {
+            axum::Router::new()
+                #(#routes)*
+                .fallback(handlers::no_route::<A>)
+                .method_not_allowed_fallback(handlers::no_route::<A>)
+                .with_state(api)
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Request validators derived from the schema constraints, with class-validator semantics:
+//! every rule of a property is checked on its own against the raw JSON value and every
+//! failing rule adds its message. Per property the rules run in a fixed order: format,
+//! enum, lengths, bounds, item counts, then the type, then the rules of each item. An enum
+//! implies its type, so a property with an enum gets no separate type rule (as a DTO with
+//! only `@IsEnum` would). A property that is not required (or is nullable) is skipped when
+//! absent or null, like `@IsOptional`.
+//!
+//! Messages are class-validator's defaults, except a format's, which comes from the
+//! property's `x-validation-message` (the contract's own text).
+
+use openapiv3::{OpenAPI, Schema, SchemaKind, StringFormat, Type, VariantOrUnknownOrEmpty};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::schema::{component_schema, resolve_boxed};
+use crate::Error;
+
+/// One rule: a boolean expression over `v: Option<&serde_json::Value>` and its message.
+struct Rule {
+    check: TokenStream,
+    message: String,
+}
+
+/// The generated validator function name for a component schema.
+pub fn fn_name(schema: &str) -> syn::Ident {
+    format_ident!("{}", heck::ToSnakeCase::to_snake_case(schema))
+}
+
+/// `pub fn <schema>(body: &Value) -> Vec<String>` for an object component schema.
+pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error> {
+    let at = format!("components/schemas/{schema_name}");
+    let schema = component_schema(spec, schema_name)
+        .map_err(|e| Error::invalid(&at, e))?;
+    let object = match &schema.schema_kind {
+        SchemaKind::Type(Type::Object(object)) => object,
+        _ => return Err(Error::unsupported(&at, "a request body that is not an object")),
+    };
+    let mut blocks = Vec::new();
+    for (name, property) in &object.properties {
+        let at = format!("{at}.{name}");
+        let property = resolve_boxed(spec, property).map_err(|e| Error::invalid(&at, e))?;
+        let rules = property_rules(spec, &at, name, property)?;
+        let checks = rules.iter().map(|Rule { check, message }| {
+            quote! { if !(#check) { errors.push(#message.to_owned()); } }
+        });
+        let required = object.required.iter().any(|r| r == name);
+        let block = if required && !property.schema_data.nullable {
+            quote! {{ let v = field(#name); #(#checks)* }}
+        } else if required {
+            quote! { if !matches!(field(#name), Some(serde_json::Value::Null)) { let v = field(#name); #(#checks)* } }
+        } else {
+            quote! { if let Some(v) = field(#name).filter(|v| !v.is_null()) { let v = Some(v); #(#checks)* } }
+        };
+        blocks.push(block);
+    }
+    let doc = format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
+    let name = fn_name(schema_name);
+    Ok(quote! {
+        #[doc = #doc]
+        pub fn #name(body: &serde_json::Value) -> Vec<String> {
+            let mut errors = Vec::new();
+            let field = |name: &str| body.as_object().and_then(|o| o.get(name));
+            #(#blocks)*
+            errors
+        }
+    })
+}
+
+fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Result<Vec<Rule>, Error> {
+    let ty = match &schema.schema_kind {
+        SchemaKind::Type(ty) => ty,
+        _ => return Err(Error::unsupported(at, "a validated property without a plain `type`")),
+    };
+    let mut rules = scalar_rules(at, name, schema, ty)?;
+    if let Type::Array(array) = ty {
+        if let Some(n) = array.min_items {
+            rules.push(Rule {
+                check: quote! { crate::rt::rules::min_items(v, #n) },
+                message: format!("{name} must contain at least {n} elements"),
+            });
+        }
+        if let Some(n) = array.max_items {
+            rules.push(Rule {
+                check: quote! { crate::rt::rules::max_items(v, #n) },
+                message: format!("{name} must contain no more than {n} elements"),
+            });
+        }
+        if array.unique_items {
+            return Err(Error::unsupported(at, "uniqueItems"));
+        }
+        rules.push(Rule { check: quote! { crate::rt::rules::is_array(v) }, message: format!("{name} must be an array") });
+        let items = array.items.as_ref().ok_or_else(|| Error::invalid(at, "array without items"))?;
+        let items = resolve_boxed(spec, items).map_err(|e| Error::invalid(at, e))?;
+        let item_ty = match &items.schema_kind {
+            SchemaKind::Type(Type::Array(_) | Type::Object(_)) => {
+                return Err(Error::unsupported(at, "arrays of arrays or objects"))
+            }
+            SchemaKind::Type(ty) => ty,
+            _ => return Err(Error::unsupported(at, "array items without a plain `type`")),
+        };
+        for Rule { check, message } in scalar_rules(at, name, items, item_ty)? {
+            rules.push(Rule {
+                check: quote! { crate::rt::rules::each(v, |v| #check) },
+                message: format!("each value in {message}"),
+            });
+        }
+    }
+    Ok(rules)
+}
+
+/// Rules of a non-array value (or of one array item); for an array, only what precedes the counts.
+fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<Rule>, Error> {
+    let custom = schema.schema_data.extensions.get("x-validation-message").and_then(|v| v.as_str());
+    let mut rules = Vec::new();
+    let mut has_enum = false;
+    match ty {
+        Type::String(s) => {
+            match &s.format {
+                VariantOrUnknownOrEmpty::Empty => {}
+                VariantOrUnknownOrEmpty::Unknown(f) if f == "https-url" => rules.push(Rule {
+                    check: quote! { crate::rt::rules::https_url(v) },
+                    message: custom.map_or_else(|| format!("{name} must be a URL address"), str::to_owned),
+                }),
+                VariantOrUnknownOrEmpty::Item(StringFormat::DateTime) => rules.push(Rule {
+                    check: quote! { crate::rt::rules::iso8601(v) },
+                    message: custom.map_or_else(|| format!("{name} must be a valid ISO 8601 date string"), str::to_owned),
+                }),
+                other => return Err(Error::unsupported(at, format!("string format {other:?}"))),
+            }
+            if s.pattern.is_some() {
+                return Err(Error::unsupported(at, "pattern"));
+            }
+            if !s.enumeration.is_empty() {
+                let values: Vec<String> = s.enumeration.iter().flatten().cloned().collect();
+                let list = values.join(", ");
+                rules.push(Rule {
+                    check: quote! { crate::rt::rules::one_of(v, &[#(#values),*]) },
+                    message: format!("{name} must be one of the following values: {list}"),
+                });
+                has_enum = true;
+            }
+            if let Some(n) = s.min_length {
+                rules.push(Rule {
+                    check: quote! { crate::rt::rules::min_length(v, #n) },
+                    message: format!("{name} must be longer than or equal to {n} characters"),
+                });
+            }
+            if let Some(n) = s.max_length {
+                rules.push(Rule {
+                    check: quote! { crate::rt::rules::max_length(v, #n) },
+                    message: format!("{name} must be shorter than or equal to {n} characters"),
+                });
+            }
+            if !has_enum {
+                rules.push(Rule { check: quote! { crate::rt::rules::is_string(v) }, message: format!("{name} must be a string") });
+            }
+        }
+        Type::Integer(i) => {
+            if !i.enumeration.is_empty() || i.multiple_of.is_some() || i.exclusive_minimum || i.exclusive_maximum {
+                return Err(Error::unsupported(at, "integer enum, multipleOf or exclusive bounds"));
+            }
+            if let Some(n) = i.minimum {
+                rules.push(Rule {
+                    check: quote! { crate::rt::rules::minimum(v, #n as f64) },
+                    message: format!("{name} must not be less than {n}"),
+                });
+            }
+            if let Some(n) = i.maximum {
+                rules.push(Rule {
+                    check: quote! { crate::rt::rules::maximum(v, #n as f64) },
+                    message: format!("{name} must not be greater than {n}"),
+                });
+            }
+            rules.push(Rule {
+                check: quote! { crate::rt::rules::is_integer(v) },
+                message: format!("{name} must be an integer number"),
+            });
+        }
+        Type::Boolean(_) => rules.push(Rule {
+            check: quote! { crate::rt::rules::is_boolean(v) },
+            message: format!("{name} must be a boolean value"),
+        }),
+        Type::Array(_) => {}
+        Type::Number(_) => return Err(Error::unsupported(at, "number properties (use integer)")),
+        Type::Object(_) => return Err(Error::unsupported(at, "nested object properties")),
+    }
+    Ok(rules)
+}

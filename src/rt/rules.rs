@@ -1,0 +1,156 @@
+//! Validation rules with class-validator semantics, over `Option<&Value>` where `None` is
+//! an absent property (JavaScript's `undefined`). Each returns whether the value passes.
+
+use serde_json::Value;
+
+type V<'a> = Option<&'a Value>;
+
+pub fn is_string(v: V) -> bool {
+    matches!(v, Some(Value::String(_)))
+}
+
+pub fn is_array(v: V) -> bool {
+    matches!(v, Some(Value::Array(_)))
+}
+
+pub fn is_boolean(v: V) -> bool {
+    matches!(v, Some(Value::Bool(_)))
+}
+
+/// `@IsInt`: a JSON number with no fractional part.
+pub fn is_integer(v: V) -> bool {
+    match v {
+        Some(Value::Number(n)) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        _ => false,
+    }
+}
+
+/// `@ArrayMinSize`: only an array can pass.
+pub fn min_items(v: V, n: usize) -> bool {
+    matches!(v, Some(Value::Array(a)) if a.len() >= n)
+}
+
+/// `@ArrayMaxSize`: only an array can pass.
+pub fn max_items(v: V, n: usize) -> bool {
+    matches!(v, Some(Value::Array(a)) if a.len() <= n)
+}
+
+/// `each: true`: an array passes when every item does; anything else is checked as one item.
+pub fn each(v: V, rule: impl Fn(V) -> bool) -> bool {
+    match v {
+        Some(Value::Array(items)) => items.iter().all(|item| rule(Some(item))),
+        other => rule(other),
+    }
+}
+
+/// `@IsEnum` over string values.
+pub fn one_of(v: V, allowed: &[&str]) -> bool {
+    matches!(v, Some(Value::String(s)) if allowed.contains(&s.as_str()))
+}
+
+/// `@MinLength`, counted in UTF-16 code units as JavaScript does.
+pub fn min_length(v: V, n: u64) -> bool {
+    matches!(v, Some(Value::String(s)) if s.encode_utf16().count() as u64 >= n)
+}
+
+/// `@MaxLength`, counted in UTF-16 code units as JavaScript does.
+pub fn max_length(v: V, n: u64) -> bool {
+    matches!(v, Some(Value::String(s)) if s.encode_utf16().count() as u64 <= n)
+}
+
+/// `@Min`.
+pub fn minimum(v: V, n: f64) -> bool {
+    matches!(v, Some(Value::Number(x)) if x.as_f64().is_some_and(|x| x >= n))
+}
+
+/// `@Max`.
+pub fn maximum(v: V, n: f64) -> bool {
+    matches!(v, Some(Value::Number(x)) if x.as_f64().is_some_and(|x| x <= n))
+}
+
+/// `@IsUrl({ protocols: ['https'], require_protocol: true })`.
+pub fn https_url(v: V) -> bool {
+    matches!(v, Some(Value::String(s)) if super::is_https_url(s))
+}
+
+/// `@IsISO8601()`: an RFC 3339 / ISO 8601 date or date-time.
+pub fn iso8601(v: V) -> bool {
+    matches!(v, Some(Value::String(s)) if is_iso8601(s))
+}
+
+fn is_iso8601(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() < 10 || !digits(0..4) || b[4] != b'-' || !digits(5..7) || b[7] != b'-' || !digits(8..10) {
+        return false;
+    }
+    let month = (b[5] - b'0') * 10 + (b[6] - b'0');
+    let day = (b[8] - b'0') * 10 + (b[9] - b'0');
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return false;
+    }
+    if b.len() == 10 {
+        return true;
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 16 || !digits(11..13) || b[13] != b':' || !digits(14..16) {
+        return false;
+    }
+    let mut i = 16;
+    if b.get(i) == Some(&b':') {
+        if !digits(i + 1..i + 3) {
+            return false;
+        }
+        i += 3;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return false;
+            }
+        }
+    }
+    match b.get(i) {
+        None => true,
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            let tz = &b[i + 1..];
+            (tz.len() == 5 && tz[2] == b':' && digits(i + 1..i + 3) && digits(i + 4..i + 6))
+                || (tz.len() == 4 && digits(i + 1..i + 5))
+                || (tz.len() == 2 && digits(i + 1..i + 3))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counts_fail_for_non_arrays_and_each_checks_scalars_as_one_item() {
+        let s = json!("all");
+        assert!(!min_items(Some(&s), 1));
+        assert!(!max_items(Some(&s), 2));
+        assert!(each(Some(&s), |v| one_of(v, &["all"])));
+        assert!(!each(None, is_string));
+        let n = json!(5);
+        assert!(!each(Some(&n), is_string));
+        let items = json!(["a", 1]);
+        assert!(!each(Some(&items), is_string));
+        assert!(each(Some(&json!([])), is_string));
+    }
+
+    #[test]
+    fn iso8601_dates() {
+        for ok in ["2026-11-26", "2026-11-26T10:00:00Z", "2026-11-26T10:00:00.123+01:00", "2026-11-26T10:00Z"] {
+            assert!(iso8601(Some(&json!(ok))), "{ok}");
+        }
+        for bad in ["", "2026-13-01", "26-11-2026", "2026-11-26T", "2026-11-26T10:00:00.Z", "yesterday"] {
+            assert!(!iso8601(Some(&json!(bad))), "{bad}");
+        }
+    }
+}
