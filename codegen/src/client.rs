@@ -7,13 +7,14 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use heck::ToUpperCamelCase;
 use indexmap::IndexMap;
 use openapiv3::{
-    MediaType, OpenAPI, Operation, PathItem, ReferenceOr, Response, Schema, SchemaData, SchemaKind, StatusCode,
+    MediaType, OpenAPI, Operation, PathItem, ReferenceOr, Response, Schema, SchemaData, SchemaKind,
+    StatusCode,
 };
-use heck::ToUpperCamelCase;
-use progenitor_impl::{GenerationSettings, Generator, InterfaceStyle, TagStyle};
 use proc_macro2::TokenStream;
+use progenitor_impl::{GenerationSettings, Generator, InterfaceStyle, TagStyle};
 
 use crate::schema::{component_name, component_schema, resolve_ref};
 use crate::Error;
@@ -21,9 +22,13 @@ use crate::Error;
 pub fn generate(spec: &OpenAPI) -> Result<TokenStream, Error> {
     let spec = merge_error_schemas(spec)?;
     let mut settings = GenerationSettings::new();
-    settings.with_interface(InterfaceStyle::Positional).with_tag(TagStyle::Merged);
+    settings
+        .with_interface(InterfaceStyle::Positional)
+        .with_tag(TagStyle::Merged);
     // progenitor reports some unsupported constructs by panicking; make them build errors.
-    let result = catch_unwind(AssertUnwindSafe(|| Generator::new(&settings).generate_tokens(&spec)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        Generator::new(&settings).generate_tokens(&spec)
+    }));
     match result {
         Ok(Ok(tokens)) => Ok(tokens),
         Ok(Err(e)) => Err(Error::Client(e.to_string())),
@@ -41,7 +46,9 @@ fn merge_error_schemas(spec: &OpenAPI) -> Result<OpenAPI, Error> {
     let mut merged = spec.clone();
     let mut new_schemas: Vec<(String, Schema)> = Vec::new();
     for (path, item) in merged.paths.paths.iter_mut() {
-        let ReferenceOr::Item(item) = item else { continue };
+        let ReferenceOr::Item(item) = item else {
+            continue;
+        };
         for (method, op) in operations_mut(item) {
             let at = format!("{method} {path}");
             let mut names: Vec<String> = Vec::new();
@@ -50,7 +57,8 @@ fn merge_error_schemas(spec: &OpenAPI) -> Result<OpenAPI, Error> {
                 if !is_error(status) {
                     continue;
                 }
-                let resolved = resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
+                let resolved =
+                    resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
                 descriptions.push(resolved.description.clone());
                 if let Some(name) = resolved
                     .content
@@ -77,7 +85,10 @@ fn merge_error_schemas(spec: &OpenAPI) -> Result<OpenAPI, Error> {
                         ..Default::default()
                     },
                     schema_kind: SchemaKind::OneOf {
-                        one_of: names.iter().map(|n| ReferenceOr::ref_(&format!("#/components/schemas/{n}"))).collect(),
+                        one_of: names
+                            .iter()
+                            .map(|n| ReferenceOr::ref_(&format!("#/components/schemas/{n}")))
+                            .collect(),
                     },
                 },
             ));
@@ -92,16 +103,28 @@ fn merge_error_schemas(spec: &OpenAPI) -> Result<OpenAPI, Error> {
                 let mut content = IndexMap::new();
                 content.insert(
                     "application/json".to_owned(),
-                    MediaType { schema: Some(ReferenceOr::ref_(&format!("#/components/schemas/{merged_name}"))), ..Default::default() },
+                    MediaType {
+                        schema: Some(ReferenceOr::ref_(&format!(
+                            "#/components/schemas/{merged_name}"
+                        ))),
+                        ..Default::default()
+                    },
                 );
-                *response = ReferenceOr::Item(Response { description, content, ..Default::default() });
+                *response = ReferenceOr::Item(Response {
+                    description,
+                    content,
+                    ..Default::default()
+                });
             }
         }
     }
     if let Some(components) = merged.components.as_mut() {
         for (name, schema) in new_schemas {
             if components.schemas.contains_key(&name) {
-                return Err(Error::invalid(format!("components/schemas/{name}"), "name is reserved for a merged error schema"));
+                return Err(Error::invalid(
+                    format!("components/schemas/{name}"),
+                    "name is reserved for a merged error schema",
+                ));
             }
             components.schemas.insert(name, ReferenceOr::Item(schema));
         }

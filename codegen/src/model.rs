@@ -81,43 +81,59 @@ impl Api {
     }
 }
 
-fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation) -> Result<Operation, Error> {
+fn operation(
+    spec: &OpenAPI,
+    path: &str,
+    method: &str,
+    op: &openapiv3::Operation,
+) -> Result<Operation, Error> {
     let method = method.to_uppercase();
-    let id = op
-        .operation_id
-        .clone()
-        .ok_or_else(|| Error::invalid(format!("{method} {path}"), "operation without operationId"))?;
+    let id = op.operation_id.clone().ok_or_else(|| {
+        Error::invalid(format!("{method} {path}"), "operation without operationId")
+    })?;
     let at = format!("operation {id} ({method} {path})");
 
     let mut path_params = Vec::new();
     for param in &op.parameters {
-        let param = resolve_ref(spec, param, "parameters")
-            .map_err(|e| Error::invalid(&at, e))?;
+        let param = resolve_ref(spec, param, "parameters").map_err(|e| Error::invalid(&at, e))?;
         match param {
             Parameter::Path { parameter_data, .. } => {
                 let schema = match &parameter_data.format {
                     openapiv3::ParameterSchemaOrContent::Schema(s) => s,
                     _ => return Err(Error::unsupported(&at, "a path parameter without a schema")),
                 };
-                let schema = resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
+                let schema =
+                    resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
                 if !matches!(
                     schema.schema_kind,
                     openapiv3::SchemaKind::Type(openapiv3::Type::String(_))
                 ) {
                     return Err(Error::unsupported(
                         &at,
-                        format!("path parameter {} of a type other than string", parameter_data.name),
+                        format!(
+                            "path parameter {} of a type other than string",
+                            parameter_data.name
+                        ),
                     ));
                 }
                 if !path.contains(&format!("{{{}}}", parameter_data.name)) {
-                    return Err(Error::invalid(&at, format!("path parameter {} is not in the path", parameter_data.name)));
+                    return Err(Error::invalid(
+                        &at,
+                        format!("path parameter {} is not in the path", parameter_data.name),
+                    ));
                 }
-                path_params.push(PathParam { name: parameter_data.name.clone() });
+                path_params.push(PathParam {
+                    name: parameter_data.name.clone(),
+                });
             }
             other => {
                 return Err(Error::unsupported(
                     &at,
-                    format!("parameter {} in {}", other.parameter_data_ref().name, location(other)),
+                    format!(
+                        "parameter {} in {}",
+                        other.parameter_data_ref().name,
+                        location(other)
+                    ),
                 ))
             }
         }
@@ -126,16 +142,23 @@ fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation
     let body = match &op.request_body {
         None => None,
         Some(body) => {
-            let body = resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(&at, e))?;
+            let body =
+                resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(&at, e))?;
             if body.content.len() != 1 || !body.content.contains_key(JSON) {
-                return Err(Error::unsupported(&at, "a request body other than exactly application/json"));
+                return Err(Error::unsupported(
+                    &at,
+                    "a request body other than exactly application/json",
+                ));
             }
             let schema = body.content[JSON]
                 .schema
                 .as_ref()
                 .ok_or_else(|| Error::invalid(&at, "request body without a schema"))?;
             Some(component_name(schema).ok_or_else(|| {
-                Error::unsupported(&at, "an inline request body schema (use a $ref to components/schemas)")
+                Error::unsupported(
+                    &at,
+                    "an inline request body schema (use a $ref to components/schemas)",
+                )
             })?)
         }
     };
@@ -146,14 +169,14 @@ fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation
             StatusCode::Code(code) => *code,
             StatusCode::Range(_) => return Err(Error::unsupported(&at, "a status range response")),
         };
-        let response = resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
+        let response =
+            resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
         let schema = match response.content.len() {
             0 => None,
             1 if response.content.contains_key(JSON) => {
-                let schema = response.content[JSON]
-                    .schema
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid(&at, format!("response {status} without a schema")))?;
+                let schema = response.content[JSON].schema.as_ref().ok_or_else(|| {
+                    Error::invalid(&at, format!("response {status} without a schema"))
+                })?;
                 Some(component_name(schema).ok_or_else(|| {
                     Error::unsupported(&at, format!("an inline schema in response {status}"))
                 })?)
@@ -165,10 +188,17 @@ fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation
                 ))
             }
         };
-        responses.push(Response { status, description: response.description.clone(), schema });
+        responses.push(Response {
+            status,
+            description: response.description.clone(),
+            schema,
+        });
     }
     if op.responses.default.is_some() {
-        return Err(Error::unsupported(&at, "a default response (declare each status)"));
+        return Err(Error::unsupported(
+            &at,
+            "a default response (declare each status)",
+        ));
     }
     if !responses.iter().any(|r| (200..300).contains(&r.status)) {
         return Err(Error::invalid(&at, "no success response"));
@@ -183,10 +213,18 @@ fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation
                 .as_ref()
                 .and_then(|c| c.security_schemes.get(name))
                 .ok_or_else(|| Error::invalid(&at, format!("unknown security scheme {name}")))?;
-            let scheme = resolve_ref(spec, scheme, "securitySchemes").map_err(|e| Error::invalid(&at, e))?;
+            let scheme =
+                resolve_ref(spec, scheme, "securitySchemes").map_err(|e| Error::invalid(&at, e))?;
             match scheme {
-                SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("bearer") => secured = true,
-                _ => return Err(Error::unsupported(&at, format!("security scheme {name} (only http bearer)"))),
+                SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("bearer") => {
+                    secured = true
+                }
+                _ => {
+                    return Err(Error::unsupported(
+                        &at,
+                        format!("security scheme {name} (only http bearer)"),
+                    ))
+                }
             }
         }
     }
@@ -196,7 +234,10 @@ fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation
             .map_err(|_| Error::invalid(&at, "x-required-scopes must be a list of strings"))?,
     };
     if !scopes.is_empty() && !secured {
-        return Err(Error::invalid(&at, "x-required-scopes on an operation without bearer security"));
+        return Err(Error::invalid(
+            &at,
+            "x-required-scopes on an operation without bearer security",
+        ));
     }
 
     let op = Operation {
@@ -219,7 +260,10 @@ fn operation(spec: &OpenAPI, path: &str, method: &str, op: &openapiv3::Operation
     ];
     for (applies, status, why) in required {
         if *applies && !op.responses.iter().any(|r| r.status == *status) {
-            return Err(Error::invalid(op.at(), format!("must document a {status} response because {why}")));
+            return Err(Error::invalid(
+                op.at(),
+                format!("must document a {status} response because {why}"),
+            ));
         }
     }
     Ok(op)

@@ -12,8 +12,15 @@ const TYPED_FORMATS: &[&str] = &["int32", "int64", "float", "double"];
 
 /// Keywords of OpenAPI 3.0 that are not JSON Schema (or that only document).
 const DOC_ONLY: &[&str] = &[
-    "nullable", "example", "examples", "discriminator", "xml", "externalDocs", "deprecated",
-    "readOnly", "writeOnly",
+    "nullable",
+    "example",
+    "examples",
+    "discriminator",
+    "xml",
+    "externalDocs",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
 ];
 
 /// Resolves `#/components/<section>/<name>` (one level; chains are followed).
@@ -48,15 +55,20 @@ pub fn resolve_boxed<'a>(
 ) -> Result<&'a openapiv3::Schema, String> {
     match value {
         ReferenceOr::Item(item) => Ok(item),
-        ReferenceOr::Reference { reference } => match reference.strip_prefix("#/components/schemas/") {
-            Some(name) => component_schema(spec, name),
-            None => Err(format!("$ref {reference} is not in #/components/schemas")),
-        },
+        ReferenceOr::Reference { reference } => {
+            match reference.strip_prefix("#/components/schemas/") {
+                Some(name) => component_schema(spec, name),
+                None => Err(format!("$ref {reference} is not in #/components/schemas")),
+            }
+        }
     }
 }
 
 /// The component schema called `name`, references followed.
-pub fn component_schema<'a>(spec: &'a OpenAPI, name: &str) -> Result<&'a openapiv3::Schema, String> {
+pub fn component_schema<'a>(
+    spec: &'a OpenAPI,
+    name: &str,
+) -> Result<&'a openapiv3::Schema, String> {
     let schema = spec
         .components
         .as_ref()
@@ -68,9 +80,9 @@ pub fn component_schema<'a>(spec: &'a OpenAPI, name: &str) -> Result<&'a openapi
 /// The component name a `$ref: '#/components/schemas/Name'` points to.
 pub fn component_name<T>(value: &ReferenceOr<T>) -> Option<String> {
     match value {
-        ReferenceOr::Reference { reference } => {
-            reference.strip_prefix("#/components/schemas/").map(str::to_owned)
-        }
+        ReferenceOr::Reference { reference } => reference
+            .strip_prefix("#/components/schemas/")
+            .map(str::to_owned),
         ReferenceOr::Item(_) => None,
     }
 }
@@ -96,7 +108,9 @@ component!(openapiv3::SecurityScheme, security_schemes);
 
 /// The component schemas as schemars schemas for typify.
 pub fn typify_schemas(spec: &OpenAPI) -> Result<Vec<(String, schemars::schema::Schema)>, Error> {
-    let Some(components) = &spec.components else { return Ok(Vec::new()) };
+    let Some(components) = &spec.components else {
+        return Ok(Vec::new());
+    };
     components
         .schemas
         .iter()

@@ -17,7 +17,11 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     let responses = api.operations.iter().map(response_enum).collect::<Vec<_>>();
     let methods = api.operations.iter().map(trait_method);
     let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
-    let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
+    let bodies: BTreeSet<&String> = api
+        .operations
+        .iter()
+        .filter_map(|op| op.body.as_ref())
+        .collect();
     let validators = bodies
         .into_iter()
         .map(|schema| validators::generate(spec, schema))
@@ -91,9 +95,13 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
 
 fn types(spec: &OpenAPI) -> Result<TokenStream, Error> {
     let mut settings = typify::TypeSpaceSettings::default();
-    settings.with_struct_builder(false).with_derive("PartialEq".to_owned());
+    settings
+        .with_struct_builder(false)
+        .with_derive("PartialEq".to_owned());
     let mut space = typify::TypeSpace::new(&settings);
-    space.add_ref_types(typify_schemas(spec)?).map_err(|e| Error::Types(e.to_string()))?;
+    space
+        .add_ref_types(typify_schemas(spec)?)
+        .map_err(|e| Error::Types(e.to_string()))?;
     let mut file: syn::File = syn::parse2(space.to_stream())
         .map_err(|e| Error::Internal(format!("typify output does not parse: {e}")))?;
     for item in &mut file.items {
@@ -107,9 +115,15 @@ fn types(spec: &OpenAPI) -> Result<TokenStream, Error> {
 /// typify sorts struct fields by name; the contract's bodies keep the spec's key order
 /// (`message`, `error`, `statusCode`), and serde serializes in field order, so put it back.
 fn restore_property_order(spec: &OpenAPI, item: &mut syn::ItemStruct) {
-    let Ok(schema) = component_schema(spec, &item.ident.to_string()) else { return };
-    let openapiv3::SchemaKind::Type(openapiv3::Type::Object(object)) = &schema.schema_kind else { return };
-    let syn::Fields::Named(fields) = &mut item.fields else { return };
+    let Ok(schema) = component_schema(spec, &item.ident.to_string()) else {
+        return;
+    };
+    let openapiv3::SchemaKind::Type(openapiv3::Type::Object(object)) = &schema.schema_kind else {
+        return;
+    };
+    let syn::Fields::Named(fields) = &mut item.fields else {
+        return;
+    };
     let position = |field: &syn::Field| {
         let name = json_name(field);
         object.properties.get_index_of(&name).unwrap_or(usize::MAX)
@@ -130,11 +144,19 @@ fn json_name(field: &syn::Field) -> String {
             }
         }
     }
-    field.ident.as_ref().map(|i| i.to_string().trim_start_matches("r#").to_owned()).unwrap_or_default()
+    field
+        .ident
+        .as_ref()
+        .map(|i| i.to_string().trim_start_matches("r#").to_owned())
+        .unwrap_or_default()
 }
 
 fn operation_enum(api: &Api) -> TokenStream {
-    let variants: Vec<_> = api.operations.iter().map(|op| format_ident!("{}", op.type_name())).collect();
+    let variants: Vec<_> = api
+        .operations
+        .iter()
+        .map(|op| format_ident!("{}", op.type_name()))
+        .collect();
     let ids = api.operations.iter().map(|op| op.id.as_str());
     let methods = api.operations.iter().map(|op| op.method.as_str());
     let paths = api.operations.iter().map(|op| op.path.as_str());
@@ -143,7 +165,14 @@ fn operation_enum(api: &Api) -> TokenStream {
         let s = &op.scopes;
         quote! { &[#(#s),*] }
     });
-    let docs = api.operations.iter().map(|op| format!("`{} {}`: {}", op.method, op.path, op.summary.as_deref().unwrap_or(&op.id)));
+    let docs = api.operations.iter().map(|op| {
+        format!(
+            "`{} {}`: {}",
+            op.method,
+            op.path,
+            op.summary.as_deref().unwrap_or(&op.id)
+        )
+    });
     let v = &variants;
     quote! {
         /// The operations of the contract.
@@ -195,17 +224,23 @@ fn variant_name(status: u16) -> syn::Ident {
 fn response_enum(op: &Operation) -> TokenStream {
     let name = format_ident!("{}", op.type_name());
     let doc = format!("Responses of `{}`.", op.id);
-    let variants = op.responses.iter().map(|Response { status, description, schema }| {
-        let v = variant_name(*status);
-        let doc = format!("{status}: {description}");
-        match schema {
-            Some(s) => {
-                let t = format_ident!("{}", s);
-                quote! { #[doc = #doc] #v(types::#t), }
+    let variants = op.responses.iter().map(
+        |Response {
+             status,
+             description,
+             schema,
+         }| {
+            let v = variant_name(*status);
+            let doc = format!("{status}: {description}");
+            match schema {
+                Some(s) => {
+                    let t = format_ident!("{}", s);
+                    quote! { #[doc = #doc] #v(types::#t), }
+                }
+                None => quote! { #[doc = #doc] #v, },
             }
-            None => quote! { #[doc = #doc] #v, },
-        }
-    });
+        },
+    );
     let arms = op.responses.iter().map(|Response { status, schema, .. }| {
         let v = variant_name(*status);
         let code = quote! { axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR) };
@@ -252,7 +287,10 @@ fn trait_method(op: &Operation) -> TokenStream {
         op.id,
         op.method,
         op.path,
-        op.description.as_deref().map(|d| format!("\n\n{}", d.trim_end())).unwrap_or_default()
+        op.description
+            .as_deref()
+            .map(|d| format!("\n\n{}", d.trim_end()))
+            .unwrap_or_default()
     );
     quote! {
         #[doc = #doc]
@@ -325,8 +363,16 @@ fn handler(op: &Operation) -> TokenStream {
             };
         }
     };
-    let parts_binding = if op.path_params.is_empty() { quote! { parts } } else { quote! { mut parts } };
-    let body_binding = if op.body.is_some() { quote! { body } } else { quote! { _body } };
+    let parts_binding = if op.path_params.is_empty() {
+        quote! { parts }
+    } else {
+        quote! { mut parts }
+    };
+    let body_binding = if op.body.is_some() {
+        quote! { body }
+    } else {
+        quote! { _body }
+    };
     quote! {
         pub async fn #name<A: Api>(State(api): State<Arc<A>>, request: Request) -> Response {
             let (#parts_binding, #body_binding) = request.into_parts();

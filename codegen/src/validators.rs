@@ -30,11 +30,15 @@ pub fn fn_name(schema: &str) -> syn::Ident {
 /// `pub fn <schema>(body: &Value) -> Vec<String>` for an object component schema.
 pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error> {
     let at = format!("components/schemas/{schema_name}");
-    let schema = component_schema(spec, schema_name)
-        .map_err(|e| Error::invalid(&at, e))?;
+    let schema = component_schema(spec, schema_name).map_err(|e| Error::invalid(&at, e))?;
     let object = match &schema.schema_kind {
         SchemaKind::Type(Type::Object(object)) => object,
-        _ => return Err(Error::unsupported(&at, "a request body that is not an object")),
+        _ => {
+            return Err(Error::unsupported(
+                &at,
+                "a request body that is not an object",
+            ))
+        }
     };
     let mut blocks = Vec::new();
     for (name, property) in &object.properties {
@@ -54,7 +58,9 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
         };
         blocks.push(block);
     }
-    let doc = format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
+    let doc = format!(
+        "Validates a raw `{schema_name}` body; one message per failing rule, in contract order."
+    );
     let name = fn_name(schema_name);
     Ok(quote! {
         #[doc = #doc]
@@ -67,10 +73,20 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
     })
 }
 
-fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Result<Vec<Rule>, Error> {
+fn property_rules(
+    spec: &OpenAPI,
+    at: &str,
+    name: &str,
+    schema: &Schema,
+) -> Result<Vec<Rule>, Error> {
     let ty = match &schema.schema_kind {
         SchemaKind::Type(ty) => ty,
-        _ => return Err(Error::unsupported(at, "a validated property without a plain `type`")),
+        _ => {
+            return Err(Error::unsupported(
+                at,
+                "a validated property without a plain `type`",
+            ))
+        }
     };
     let mut rules = scalar_rules(at, name, schema, ty)?;
     if let Type::Array(array) = ty {
@@ -89,8 +105,14 @@ fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Resu
         if array.unique_items {
             return Err(Error::unsupported(at, "uniqueItems"));
         }
-        rules.push(Rule { check: quote! { crate::rt::rules::is_array(v) }, message: format!("{name} must be an array") });
-        let items = array.items.as_ref().ok_or_else(|| Error::invalid(at, "array without items"))?;
+        rules.push(Rule {
+            check: quote! { crate::rt::rules::is_array(v) },
+            message: format!("{name} must be an array"),
+        });
+        let items = array
+            .items
+            .as_ref()
+            .ok_or_else(|| Error::invalid(at, "array without items"))?;
         let items = resolve_boxed(spec, items).map_err(|e| Error::invalid(at, e))?;
         let item_ty = match &items.schema_kind {
             SchemaKind::Type(Type::Array(_) | Type::Object(_)) => {
@@ -111,7 +133,11 @@ fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Resu
 
 /// Rules of a non-array value (or of one array item); for an array, only what precedes the counts.
 fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<Rule>, Error> {
-    let custom = schema.schema_data.extensions.get("x-validation-message").and_then(|v| v.as_str());
+    let custom = schema
+        .schema_data
+        .extensions
+        .get("x-validation-message")
+        .and_then(|v| v.as_str());
     let mut rules = Vec::new();
     let mut has_enum = false;
     match ty {
@@ -120,11 +146,15 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
                 VariantOrUnknownOrEmpty::Empty => {}
                 VariantOrUnknownOrEmpty::Unknown(f) if f == "https-url" => rules.push(Rule {
                     check: quote! { crate::rt::rules::https_url(v) },
-                    message: custom.map_or_else(|| format!("{name} must be a URL address"), str::to_owned),
+                    message: custom
+                        .map_or_else(|| format!("{name} must be a URL address"), str::to_owned),
                 }),
                 VariantOrUnknownOrEmpty::Item(StringFormat::DateTime) => rules.push(Rule {
                     check: quote! { crate::rt::rules::iso8601(v) },
-                    message: custom.map_or_else(|| format!("{name} must be a valid ISO 8601 date string"), str::to_owned),
+                    message: custom.map_or_else(
+                        || format!("{name} must be a valid ISO 8601 date string"),
+                        str::to_owned,
+                    ),
                 }),
                 other => return Err(Error::unsupported(at, format!("string format {other:?}"))),
             }
@@ -153,12 +183,22 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
                 });
             }
             if !has_enum {
-                rules.push(Rule { check: quote! { crate::rt::rules::is_string(v) }, message: format!("{name} must be a string") });
+                rules.push(Rule {
+                    check: quote! { crate::rt::rules::is_string(v) },
+                    message: format!("{name} must be a string"),
+                });
             }
         }
         Type::Integer(i) => {
-            if !i.enumeration.is_empty() || i.multiple_of.is_some() || i.exclusive_minimum || i.exclusive_maximum {
-                return Err(Error::unsupported(at, "integer enum, multipleOf or exclusive bounds"));
+            if !i.enumeration.is_empty()
+                || i.multiple_of.is_some()
+                || i.exclusive_minimum
+                || i.exclusive_maximum
+            {
+                return Err(Error::unsupported(
+                    at,
+                    "integer enum, multipleOf or exclusive bounds",
+                ));
             }
             if let Some(n) = i.minimum {
                 rules.push(Rule {

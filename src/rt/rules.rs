@@ -20,7 +20,9 @@ pub fn is_boolean(v: V) -> bool {
 /// `@IsInt`: a JSON number with no fractional part.
 pub fn is_integer(v: V) -> bool {
     match v {
-        Some(Value::Number(n)) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        Some(Value::Number(n)) => {
+            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
         _ => false,
     }
 }
@@ -80,8 +82,17 @@ pub fn iso8601(v: V) -> bool {
 
 fn is_iso8601(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |range: std::ops::Range<usize>| b.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-    if b.len() < 10 || !digits(0..4) || b[4] != b'-' || !digits(5..7) || b[7] != b'-' || !digits(8..10) {
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    if b.len() < 10
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+    {
         return false;
     }
     let month = (b[5] - b'0') * 10 + (b[6] - b'0');
@@ -92,7 +103,12 @@ fn is_iso8601(s: &str) -> bool {
     if b.len() == 10 {
         return true;
     }
-    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 16 || !digits(11..13) || b[13] != b':' || !digits(14..16) {
+    if !matches!(b[10], b'T' | b't' | b' ')
+        || b.len() < 16
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+    {
         return false;
     }
     let mut i = 16;
@@ -146,10 +162,22 @@ mod tests {
 
     #[test]
     fn iso8601_dates() {
-        for ok in ["2026-11-26", "2026-11-26T10:00:00Z", "2026-11-26T10:00:00.123+01:00", "2026-11-26T10:00Z"] {
+        for ok in [
+            "2026-11-26",
+            "2026-11-26T10:00:00Z",
+            "2026-11-26T10:00:00.123+01:00",
+            "2026-11-26T10:00Z",
+        ] {
             assert!(iso8601(Some(&json!(ok))), "{ok}");
         }
-        for bad in ["", "2026-13-01", "26-11-2026", "2026-11-26T", "2026-11-26T10:00:00.Z", "yesterday"] {
+        for bad in [
+            "",
+            "2026-13-01",
+            "26-11-2026",
+            "2026-11-26T",
+            "2026-11-26T10:00:00.Z",
+            "yesterday",
+        ] {
             assert!(!iso8601(Some(&json!(bad))), "{bad}");
         }
     }

@@ -1,0 +1,320 @@
+//! Bearer-token authentication and authorization.
+//!
+//! A token is a JWT: HS256 with the configured (or generated) secret, or RS256/ES256 with a
+//! public key from a JWKS file, as an OpenID Connect provider issues them. `azp` (else
+//! `client_id`) is the OAuth client; `sub` the user. Anything wrong with the token is 401;
+//! a valid token whose `role` is not allowed or that lacks a required scope is 403.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use axum::http::{header, HeaderMap};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use webhooks::rt::Rejection;
+
+use crate::config::Settings;
+use crate::keys;
+
+const HS256_KEY_FILE: &str = "jwt-hs256.key";
+
+/// The authenticated caller: webhooks belong to the pair (client, user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub client_id: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+pub struct Authenticator {
+    hs256: Option<(EncodingKey, DecodingKey)>,
+    /// RS256/ES256 keys by `kid`.
+    jwks: HashMap<String, (Algorithm, DecodingKey)>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    allowed_roles: Vec<String>,
+}
+
+impl Authenticator {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let jwks = match &settings.jwks_file {
+            None => HashMap::new(),
+            Some(path) => load_jwks(path)?,
+        };
+        // With a JWKS and no explicit secret, only the provider's tokens are accepted.
+        let secret = match (&settings.jwt_secret, jwks.is_empty()) {
+            (Some(secret), _) => Some(secret.as_bytes().to_vec()),
+            (None, true) => Some(keys::load_or_create(
+                &settings.data_dir,
+                HS256_KEY_FILE,
+                32,
+            )?),
+            (None, false) => None,
+        };
+        Ok(Self {
+            hs256: secret.map(|s| (EncodingKey::from_secret(&s), DecodingKey::from_secret(&s))),
+            jwks,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            allowed_roles: settings.allowed_roles.clone(),
+        })
+    }
+
+    /// Authenticates the request and checks role and scopes.
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        required_scopes: &[&str],
+    ) -> Result<Principal, Rejection> {
+        let token = bearer(headers).ok_or(Rejection::Unauthorized)?;
+        let claims = self.verify(token).ok_or(Rejection::Unauthorized)?;
+        let client_id = claims
+            .azp
+            .or(claims.client_id)
+            .ok_or(Rejection::Unauthorized)?;
+        if claims.sub.is_empty() || client_id.is_empty() {
+            return Err(Rejection::Unauthorized);
+        }
+        let role_allowed = claims
+            .role
+            .as_ref()
+            .is_some_and(|r| self.allowed_roles.contains(r));
+        let scopes: Vec<&str> = claims.scope.split_ascii_whitespace().collect();
+        if !role_allowed || !required_scopes.iter().all(|s| scopes.contains(s)) {
+            return Err(Rejection::Forbidden);
+        }
+        Ok(Principal {
+            client_id,
+            user_id: claims.sub,
+        })
+    }
+
+    fn verify(&self, token: &str) -> Option<Claims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let (algorithm, key) = match header.alg {
+            Algorithm::HS256 => (Algorithm::HS256, &self.hs256.as_ref()?.1),
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let (algorithm, key) = match &header.kid {
+                    Some(kid) => self.jwks.get(kid)?,
+                    // Without a `kid`, a JWKS with a single key of that algorithm is unambiguous.
+                    None => {
+                        let mut candidates = self.jwks.values().filter(|(a, _)| *a == header.alg);
+                        let only = candidates.next()?;
+                        if candidates.next().is_some() {
+                            return None;
+                        }
+                        only
+                    }
+                };
+                if *algorithm != header.alg {
+                    return None;
+                }
+                (*algorithm, key)
+            }
+            _ => return None,
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+
+    /// Mints an HS256 token this server accepts (the `token` command).
+    pub fn mint(
+        &self,
+        client_id: &str,
+        sub: &str,
+        role: &str,
+        scopes: &[String],
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        let Some((key, _)) = &self.hs256 else {
+            bail!("this server only accepts tokens from its JWKS; set --jwt-secret to mint local tokens");
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("clock before 1970")?
+            .as_secs();
+        let claims = Claims {
+            sub: sub.to_owned(),
+            azp: Some(client_id.to_owned()),
+            client_id: None,
+            role: Some(role.to_owned()),
+            scope: scopes.join(" "),
+            iat: now,
+            exp: now + ttl.as_secs(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            key,
+        )?)
+    }
+}
+
+/// `Authorization: Bearer <token>`: scheme case-insensitive, exactly one space, one token.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return None;
+    }
+    Some(token)
+}
+
+fn load_jwks(path: &std::path::Path) -> anyhow::Result<HashMap<String, (Algorithm, DecodingKey)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading JWKS {}", path.display()))?;
+    let set: JwkSet =
+        serde_json::from_str(&text).with_context(|| format!("parsing JWKS {}", path.display()))?;
+    let mut keys = HashMap::new();
+    for (index, jwk) in set.keys.iter().enumerate() {
+        let algorithm = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+            _ => bail!("JWKS {}: key {index} is neither RSA nor EC", path.display()),
+        };
+        let key = DecodingKey::from_jwk(jwk)
+            .with_context(|| format!("JWKS {}: key {index}", path.display()))?;
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .unwrap_or_else(|| format!("#{index}"));
+        keys.insert(kid, (algorithm, key));
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn authenticator(dir: &std::path::Path) -> Authenticator {
+        Authenticator::from_settings(&Settings::for_data_dir(dir).unwrap()).unwrap()
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_carry_the_principal() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path());
+        let token = auth
+            .mint(
+                "client-1",
+                "user-1",
+                "FACILITY_USER",
+                &[],
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let principal = auth
+            .authorize(&headers(&format!("bEaReR {token}")), &[])
+            .unwrap();
+        assert_eq!(
+            principal,
+            Principal {
+                client_id: "client-1".into(),
+                user_id: "user-1".into()
+            }
+        );
+        // A second authenticator on the same data dir shares the generated key.
+        assert!(authenticator(dir.path())
+            .authorize(&headers(&format!("Bearer {token}")), &[])
+            .is_ok());
+    }
+
+    #[test]
+    fn bad_tokens_are_401_and_missing_rights_403() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path());
+        let token = auth
+            .mint("c", "u", "FACILITY_USER", &[], Duration::from_secs(60))
+            .unwrap();
+        for value in [
+            String::new(),
+            token.clone(),
+            format!("Bearer  {token}"),
+            "Bearer x.y.z".into(),
+            format!("Basic {token}"),
+        ] {
+            assert_eq!(
+                auth.authorize(&headers(&value), &[]),
+                Err(Rejection::Unauthorized),
+                "{value}"
+            );
+        }
+        let other = authenticator(tempfile::tempdir().unwrap().path())
+            .mint("c", "u", "FACILITY_USER", &[], Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            auth.authorize(&headers(&format!("Bearer {other}")), &[]),
+            Err(Rejection::Unauthorized)
+        );
+
+        let nurse = auth
+            .mint("c", "u", "NURSE_USER", &[], Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            auth.authorize(&headers(&format!("Bearer {nurse}")), &[]),
+            Err(Rejection::Forbidden)
+        );
+        assert_eq!(
+            auth.authorize(&headers(&format!("Bearer {token}")), &["events:publish"]),
+            Err(Rejection::Forbidden)
+        );
+        let publisher = auth
+            .mint(
+                "c",
+                "u",
+                "FACILITY_USER",
+                &["events:publish".into()],
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        assert!(auth
+            .authorize(
+                &headers(&format!("Bearer {publisher}")),
+                &["events:publish"]
+            )
+            .is_ok());
+    }
+}

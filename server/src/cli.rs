@@ -1,0 +1,78 @@
+//! The `webhooks-server` command line: `serve` (default) and `token`.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::app::App;
+use crate::auth::Authenticator;
+use crate::config::{Cli, Command, LogFormat, Settings};
+
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.settings)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Token(args) => {
+            let auth = Authenticator::from_settings(&settings)?;
+            let token = auth.mint(
+                &args.client_id,
+                &args.sub,
+                &args.role,
+                &args.scopes,
+                args.ttl.into(),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    init_logging(settings.log_format);
+    let listener = TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("binding {}", settings.bind))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let data_dir = settings.data_dir.display().to_string();
+    let app = App::build(settings).await?;
+    // Tests and scripts read the first line to learn the port.
+    println!("listening on http://{addr}");
+    println!("API docs:  http://{addr}/docs");
+    println!("a token:   cargo run -p webhooks-server -- --data-dir {data_dir} token --client-id my-client --sub my-user");
+    app.serve(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,11 @@
+//! The User Webhooks API server: implements the contract generated from `openapi.yaml`.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+mod keys;
+pub mod store;
