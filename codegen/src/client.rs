@@ -104,9 +104,7 @@ fn merge_error_schemas(spec: &OpenAPI) -> Result<OpenAPI, Error> {
                 content.insert(
                     "application/json".to_owned(),
                     MediaType {
-                        schema: Some(ReferenceOr::ref_(&format!(
-                            "#/components/schemas/{merged_name}"
-                        ))),
+                        schema: Some(ReferenceOr::ref_(&format!("#/components/schemas/{merged_name}"))),
                         ..Default::default()
                     },
                 );

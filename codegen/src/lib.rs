@@ -50,10 +50,7 @@ pub fn build(spec_path: &Path, out_dir: &Path) -> Result<(), Error> {
     let text = std::fs::read_to_string(spec_path)
         .map_err(|e| Error::Io(format!("reading {}: {e}", spec_path.display())))?;
     let generated = generate(&text)?;
-    for (name, source) in [
-        ("server.rs", &generated.server),
-        ("client.rs", &generated.client),
-    ] {
+    for (name, source) in [("server.rs", &generated.server), ("client.rs", &generated.client)] {
         let path = out_dir.join(name);
         std::fs::write(
             &path,
@@ -65,7 +62,7 @@ pub fn build(spec_path: &Path, out_dir: &Path) -> Result<(), Error> {
 }
 
 fn format(tokens: TokenStream) -> Result<String, Error> {
-    let file: syn::File = syn::parse2(tokens)
-        .map_err(|e| Error::Internal(format!("generated code does not parse: {e}")))?;
+    let file: syn::File =
+        syn::parse2(tokens).map_err(|e| Error::Internal(format!("generated code does not parse: {e}")))?;
     Ok(prettyplease::unparse(&file))
 }

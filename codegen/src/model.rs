@@ -88,9 +88,10 @@ fn operation(
     op: &openapiv3::Operation,
 ) -> Result<Operation, Error> {
     let method = method.to_uppercase();
-    let id = op.operation_id.clone().ok_or_else(|| {
-        Error::invalid(format!("{method} {path}"), "operation without operationId")
-    })?;
+    let id = op
+        .operation_id
+        .clone()
+        .ok_or_else(|| Error::invalid(format!("{method} {path}"), "operation without operationId"))?;
     let at = format!("operation {id} ({method} {path})");
 
     let mut path_params = Vec::new();
@@ -102,8 +103,7 @@ fn operation(
                     openapiv3::ParameterSchemaOrContent::Schema(s) => s,
                     _ => return Err(Error::unsupported(&at, "a path parameter without a schema")),
                 };
-                let schema =
-                    resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
+                let schema = resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
                 if !matches!(
                     schema.schema_kind,
                     openapiv3::SchemaKind::Type(openapiv3::Type::String(_))
@@ -142,8 +142,7 @@ fn operation(
     let body = match &op.request_body {
         None => None,
         Some(body) => {
-            let body =
-                resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(&at, e))?;
+            let body = resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(&at, e))?;
             if body.content.len() != 1 || !body.content.contains_key(JSON) {
                 return Err(Error::unsupported(
                     &at,
@@ -169,14 +168,14 @@ fn operation(
             StatusCode::Code(code) => *code,
             StatusCode::Range(_) => return Err(Error::unsupported(&at, "a status range response")),
         };
-        let response =
-            resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
+        let response = resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
         let schema = match response.content.len() {
             0 => None,
             1 if response.content.contains_key(JSON) => {
-                let schema = response.content[JSON].schema.as_ref().ok_or_else(|| {
-                    Error::invalid(&at, format!("response {status} without a schema"))
-                })?;
+                let schema = response.content[JSON]
+                    .schema
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid(&at, format!("response {status} without a schema")))?;
                 Some(component_name(schema).ok_or_else(|| {
                     Error::unsupported(&at, format!("an inline schema in response {status}"))
                 })?)
@@ -213,8 +212,7 @@ fn operation(
                 .as_ref()
                 .and_then(|c| c.security_schemes.get(name))
                 .ok_or_else(|| Error::invalid(&at, format!("unknown security scheme {name}")))?;
-            let scheme =
-                resolve_ref(spec, scheme, "securitySchemes").map_err(|e| Error::invalid(&at, e))?;
+            let scheme = resolve_ref(spec, scheme, "securitySchemes").map_err(|e| Error::invalid(&at, e))?;
             match scheme {
                 SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("bearer") => {
                     secured = true

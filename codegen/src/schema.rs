@@ -55,20 +55,15 @@ pub fn resolve_boxed<'a>(
 ) -> Result<&'a openapiv3::Schema, String> {
     match value {
         ReferenceOr::Item(item) => Ok(item),
-        ReferenceOr::Reference { reference } => {
-            match reference.strip_prefix("#/components/schemas/") {
-                Some(name) => component_schema(spec, name),
-                None => Err(format!("$ref {reference} is not in #/components/schemas")),
-            }
-        }
+        ReferenceOr::Reference { reference } => match reference.strip_prefix("#/components/schemas/") {
+            Some(name) => component_schema(spec, name),
+            None => Err(format!("$ref {reference} is not in #/components/schemas")),
+        },
     }
 }
 
 /// The component schema called `name`, references followed.
-pub fn component_schema<'a>(
-    spec: &'a OpenAPI,
-    name: &str,
-) -> Result<&'a openapiv3::Schema, String> {
+pub fn component_schema<'a>(spec: &'a OpenAPI, name: &str) -> Result<&'a openapiv3::Schema, String> {
     let schema = spec
         .components
         .as_ref()
@@ -80,9 +75,9 @@ pub fn component_schema<'a>(
 /// The component name a `$ref: '#/components/schemas/Name'` points to.
 pub fn component_name<T>(value: &ReferenceOr<T>) -> Option<String> {
     match value {
-        ReferenceOr::Reference { reference } => reference
-            .strip_prefix("#/components/schemas/")
-            .map(str::to_owned),
+        ReferenceOr::Reference { reference } => {
+            reference.strip_prefix("#/components/schemas/").map(str::to_owned)
+        }
         ReferenceOr::Item(_) => None,
     }
 }
@@ -115,11 +110,11 @@ pub fn typify_schemas(spec: &OpenAPI) -> Result<Vec<(String, schemars::schema::S
         .schemas
         .iter()
         .map(|(name, schema)| {
-            let mut json = serde_json::to_value(schema)
-                .map_err(|e| Error::Internal(format!("schema {name}: {e}")))?;
+            let mut json =
+                serde_json::to_value(schema).map_err(|e| Error::Internal(format!("schema {name}: {e}")))?;
             to_json_schema(&mut json);
-            let schema = serde_json::from_value(json)
-                .map_err(|e| Error::Types(format!("schema {name}: {e}")))?;
+            let schema =
+                serde_json::from_value(json).map_err(|e| Error::Types(format!("schema {name}: {e}")))?;
             Ok((name.clone(), schema))
         })
         .collect()

@@ -17,11 +17,7 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     let responses = api.operations.iter().map(response_enum).collect::<Vec<_>>();
     let methods = api.operations.iter().map(trait_method);
     let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
-    let bodies: BTreeSet<&String> = api
-        .operations
-        .iter()
-        .filter_map(|op| op.body.as_ref())
-        .collect();
+    let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
     let validators = bodies
         .into_iter()
         .map(|schema| validators::generate(spec, schema))

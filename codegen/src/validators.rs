@@ -33,12 +33,7 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
     let schema = component_schema(spec, schema_name).map_err(|e| Error::invalid(&at, e))?;
     let object = match &schema.schema_kind {
         SchemaKind::Type(Type::Object(object)) => object,
-        _ => {
-            return Err(Error::unsupported(
-                &at,
-                "a request body that is not an object",
-            ))
-        }
+        _ => return Err(Error::unsupported(&at, "a request body that is not an object")),
     };
     let mut blocks = Vec::new();
     for (name, property) in &object.properties {
@@ -58,9 +53,8 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
         };
         blocks.push(block);
     }
-    let doc = format!(
-        "Validates a raw `{schema_name}` body; one message per failing rule, in contract order."
-    );
+    let doc =
+        format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
     let name = fn_name(schema_name);
     Ok(quote! {
         #[doc = #doc]
@@ -73,12 +67,7 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
     })
 }
 
-fn property_rules(
-    spec: &OpenAPI,
-    at: &str,
-    name: &str,
-    schema: &Schema,
-) -> Result<Vec<Rule>, Error> {
+fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Result<Vec<Rule>, Error> {
     let ty = match &schema.schema_kind {
         SchemaKind::Type(ty) => ty,
         _ => {
@@ -146,8 +135,7 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
                 VariantOrUnknownOrEmpty::Empty => {}
                 VariantOrUnknownOrEmpty::Unknown(f) if f == "https-url" => rules.push(Rule {
                     check: quote! { crate::rt::rules::https_url(v) },
-                    message: custom
-                        .map_or_else(|| format!("{name} must be a URL address"), str::to_owned),
+                    message: custom.map_or_else(|| format!("{name} must be a URL address"), str::to_owned),
                 }),
                 VariantOrUnknownOrEmpty::Item(StringFormat::DateTime) => rules.push(Rule {
                     check: quote! { crate::rt::rules::iso8601(v) },

@@ -62,11 +62,7 @@ impl Api for WebhooksApi {
     type Principal = Principal;
     type Error = Internal;
 
-    async fn authenticate(
-        &self,
-        operation: Operation,
-        headers: &HeaderMap,
-    ) -> Result<Principal, Rejection> {
+    async fn authenticate(&self, operation: Operation, headers: &HeaderMap) -> Result<Principal, Rejection> {
         self.auth.authorize(headers, operation.required_scopes())
     }
 
@@ -105,13 +101,10 @@ impl Api for WebhooksApi {
         principal: Principal,
     ) -> Result<responses::ListUserWebhooks, Internal> {
         let webhooks = self.store.list(&principal.into()).await?;
-        let data = webhooks
-            .into_iter()
-            .map(to_contract)
-            .collect::<Result<_, _>>()?;
-        Ok(responses::ListUserWebhooks::Ok(
-            types::ListUserWebhooksResponse { data },
-        ))
+        let data = webhooks.into_iter().map(to_contract).collect::<Result<_, _>>()?;
+        Ok(responses::ListUserWebhooks::Ok(types::ListUserWebhooksResponse {
+            data,
+        }))
     }
 
     async fn get_user_webhook(
@@ -119,14 +112,12 @@ impl Api for WebhooksApi {
         principal: Principal,
         webhook_id: String,
     ) -> Result<responses::GetUserWebhook, Internal> {
-        Ok(
-            match self.store.get(&principal.into(), &webhook_id).await? {
-                Some(w) => responses::GetUserWebhook::Ok(types::GetUserWebhookResponse {
-                    data: to_contract(w)?,
-                }),
-                None => responses::GetUserWebhook::NotFound(error::webhook_not_found()),
-            },
-        )
+        Ok(match self.store.get(&principal.into(), &webhook_id).await? {
+            Some(w) => responses::GetUserWebhook::Ok(types::GetUserWebhookResponse {
+                data: to_contract(w)?,
+            }),
+            None => responses::GetUserWebhook::NotFound(error::webhook_not_found()),
+        })
     }
 
     async fn update_user_webhook(
@@ -141,11 +132,7 @@ impl Api for WebhooksApi {
             secrets: body.secrets.filter(|s| !s.is_empty()),
         };
         Ok(
-            match self
-                .store
-                .update(&principal.into(), &webhook_id, update)
-                .await?
-            {
+            match self.store.update(&principal.into(), &webhook_id, update).await? {
                 Some(w) => responses::UpdateUserWebhook::Ok(types::UpdateUserWebhookResponse {
                     data: to_contract(w)?,
                 }),
@@ -159,13 +146,11 @@ impl Api for WebhooksApi {
         principal: Principal,
         webhook_id: String,
     ) -> Result<responses::DeleteUserWebhook, Internal> {
-        Ok(
-            if self.store.delete(&principal.into(), &webhook_id).await? {
-                responses::DeleteUserWebhook::NoContent
-            } else {
-                responses::DeleteUserWebhook::NotFound(error::webhook_not_found())
-            },
-        )
+        Ok(if self.store.delete(&principal.into(), &webhook_id).await? {
+            responses::DeleteUserWebhook::NoContent
+        } else {
+            responses::DeleteUserWebhook::NotFound(error::webhook_not_found())
+        })
     }
 }
 

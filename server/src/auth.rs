@@ -64,11 +64,7 @@ impl Authenticator {
         // With a JWKS and no explicit secret, only the provider's tokens are accepted.
         let secret = match (&settings.jwt_secret, jwks.is_empty()) {
             (Some(secret), _) => Some(secret.as_bytes().to_vec()),
-            (None, true) => Some(keys::load_or_create(
-                &settings.data_dir,
-                HS256_KEY_FILE,
-                32,
-            )?),
+            (None, true) => Some(keys::load_or_create(&settings.data_dir, HS256_KEY_FILE, 32)?),
             (None, false) => None,
         };
         Ok(Self {
@@ -81,17 +77,10 @@ impl Authenticator {
     }
 
     /// Authenticates the request and checks role and scopes.
-    pub fn authorize(
-        &self,
-        headers: &HeaderMap,
-        required_scopes: &[&str],
-    ) -> Result<Principal, Rejection> {
+    pub fn authorize(&self, headers: &HeaderMap, required_scopes: &[&str]) -> Result<Principal, Rejection> {
         let token = bearer(headers).ok_or(Rejection::Unauthorized)?;
         let claims = self.verify(token).ok_or(Rejection::Unauthorized)?;
-        let client_id = claims
-            .azp
-            .or(claims.client_id)
-            .ok_or(Rejection::Unauthorized)?;
+        let client_id = claims.azp.or(claims.client_id).ok_or(Rejection::Unauthorized)?;
         if claims.sub.is_empty() || client_id.is_empty() {
             return Err(Rejection::Unauthorized);
         }
@@ -195,8 +184,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn load_jwks(path: &std::path::Path) -> anyhow::Result<HashMap<String, (Algorithm, DecodingKey)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading JWKS {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading JWKS {}", path.display()))?;
     let set: JwkSet =
         serde_json::from_str(&text).with_context(|| format!("parsing JWKS {}", path.display()))?;
     let mut keys = HashMap::new();
@@ -206,13 +194,9 @@ fn load_jwks(path: &std::path::Path) -> anyhow::Result<HashMap<String, (Algorith
             jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
             _ => bail!("JWKS {}: key {index} is neither RSA nor EC", path.display()),
         };
-        let key = DecodingKey::from_jwk(jwk)
-            .with_context(|| format!("JWKS {}: key {index}", path.display()))?;
-        let kid = jwk
-            .common
-            .key_id
-            .clone()
-            .unwrap_or_else(|| format!("#{index}"));
+        let key =
+            DecodingKey::from_jwk(jwk).with_context(|| format!("JWKS {}: key {index}", path.display()))?;
+        let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{index}"));
         keys.insert(kid, (algorithm, key));
     }
     Ok(keys)
@@ -246,9 +230,7 @@ mod tests {
                 Duration::from_secs(60),
             )
             .unwrap();
-        let principal = auth
-            .authorize(&headers(&format!("bEaReR {token}")), &[])
-            .unwrap();
+        let principal = auth.authorize(&headers(&format!("bEaReR {token}")), &[]).unwrap();
         assert_eq!(
             principal,
             Principal {
@@ -311,10 +293,7 @@ mod tests {
             )
             .unwrap();
         assert!(auth
-            .authorize(
-                &headers(&format!("Bearer {publisher}")),
-                &["events:publish"]
-            )
+            .authorize(&headers(&format!("Bearer {publisher}")), &["events:publish"])
             .is_ok());
     }
 }

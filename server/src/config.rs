@@ -14,11 +14,7 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "webhooks-server",
-    version,
-    about = "The User Webhooks API server"
-)]
+#[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
 pub struct Cli {
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -69,12 +65,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBHOOKS_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// HS256 signing secret for tokens [default: generated into the data directory].
-    #[arg(
-        long,
-        env = "WEBHOOKS_JWT_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "WEBHOOKS_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// JWKS file with RS256/ES256 public keys of an OpenID Connect provider.
     #[arg(long, env = "WEBHOOKS_JWKS_FILE", global = true)]
@@ -86,20 +77,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBHOOKS_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
     /// Roles allowed to use the API, comma separated [default: FACILITY_USER].
-    #[arg(
-        long,
-        env = "WEBHOOKS_ALLOWED_ROLES",
-        global = true,
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "WEBHOOKS_ALLOWED_ROLES", global = true, value_delimiter = ',')]
     pub allowed_roles: Option<Vec<String>>,
     /// Key for webhook secrets at rest: 32 bytes, base64 [default: generated into the data directory].
-    #[arg(
-        long,
-        env = "WEBHOOKS_SECRETS_KEY",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "WEBHOOKS_SECRETS_KEY", global = true, hide_env_values = true)]
     pub secrets_key: Option<String>,
     /// Largest request body in bytes [default: 102400].
     #[arg(long, env = "WEBHOOKS_BODY_LIMIT", global = true)]
@@ -171,10 +152,7 @@ impl Settings {
         if allowed_roles.is_empty() {
             bail!("allowed_roles is empty: nobody could use the API");
         }
-        let body_limit = args
-            .body_limit
-            .or(file.body_limit)
-            .unwrap_or(DEFAULT_BODY_LIMIT);
+        let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
         Ok(Self {
             bind: match args.bind.or(file.bind) {
                 Some(bind) => bind,
@@ -203,8 +181,7 @@ impl Settings {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 

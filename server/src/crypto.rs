@@ -45,13 +45,7 @@ impl SecretBox {
         rand::rng().fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
             .map_err(|_| anyhow!("encryption failed"))?;
         Ok([nonce.as_slice(), &sealed].concat())
     }
@@ -62,16 +56,8 @@ impl SecretBox {
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         self.cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .map_err(|_| {
-                anyhow!("sealed value does not open with this key (wrong key or tampered row)")
-            })
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+            .map_err(|_| anyhow!("sealed value does not open with this key (wrong key or tampered row)"))
     }
 }
 
@@ -86,9 +72,6 @@ mod tests {
         assert!(!sealed.windows(2).any(|w| w == b"s1"));
         assert_eq!(sealer.open(&sealed, b"row-1").unwrap(), b"[\"s1\"]");
         assert!(sealer.open(&sealed, b"row-2").is_err());
-        assert!(SecretBox::new(&[8; 32])
-            .unwrap()
-            .open(&sealed, b"row-1")
-            .is_err());
+        assert!(SecretBox::new(&[8; 32]).unwrap().open(&sealed, b"row-1").is_err());
     }
 }

@@ -106,9 +106,5 @@ impl IntoResponse for Internal {
 }
 
 pub fn internal_error() -> Response {
-    generic(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal server error",
-        None,
-    )
+    generic(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", None)
 }

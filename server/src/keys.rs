@@ -17,8 +17,7 @@ pub fn load_or_create(data_dir: &Path, name: &str, len: usize) -> anyhow::Result
             .decode(text.trim())
             .with_context(|| format!("{} is not base64", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
+            std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
             let mut key = vec![0u8; len];
             rand::rng().fill_bytes(&mut key);
             let mut options = std::fs::OpenOptions::new();

@@ -138,10 +138,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            json(
-                &h,
-                br#"{"url":"https://example.com/webhook","events":["all"],}"#
-            ),
+            json(&h, br#"{"url":"https://example.com/webhook","events":["all"],}"#),
             Err(Rejection::Malformed(
                 "Expected double-quoted property name in JSON at position 54".into()
             ))

@@ -100,11 +100,7 @@ pub fn is_https_url(value: &str) -> bool {
 }
 
 fn is_url(url: &[u16], options: &UrlOptions) -> bool {
-    if url.is_empty()
-        || url
-            .iter()
-            .any(|&c| is_js_space(c) || c == u('<') || c == u('>'))
-    {
+    if url.is_empty() || url.iter().any(|&c| is_js_space(c) || c == u('<') || c == u('>')) {
         return false;
     }
     if starts_with(url, "mailto:") {
@@ -231,8 +227,7 @@ fn is_url(url: &[u16], options: &UrlOptions) -> bool {
     // An empty port ("host:") is skipped, not rejected, as in the original.
     match port_str {
         Some(port) if !port.is_empty() => {
-            if !port.iter().all(|&c| is_ascii_digit(c)) || !(1..=65535).contains(&parse_port(port))
-            {
+            if !port.iter().all(|&c| is_ascii_digit(c)) || !(1..=65535).contains(&parse_port(port)) {
                 return false;
             }
         }
@@ -266,9 +261,7 @@ fn protocol_match_len(url: &[u16]) -> Option<usize> {
     }
     let run = url[1..]
         .iter()
-        .take_while(|&&c| {
-            is_ascii_alpha(c) || is_ascii_digit(c) || c == u('+') || c == u('-') || c == u('.')
-        })
+        .take_while(|&&c| is_ascii_alpha(c) || is_ascii_digit(c) || c == u('+') || c == u('-') || c == u('.'))
         .count();
     (url.get(1 + run) == Some(&u(':'))).then_some(2 + run)
 }
@@ -367,8 +360,7 @@ fn is_tld(tld: &[u16]) -> bool {
 }
 
 fn is_tld_char(c: u16) -> bool {
-    is_ascii_alpha(c)
-        || matches!(c, 0x00A1..=0x00A8 | 0x00AA..=0xD7FF | 0xF900..=0xFDCF | 0xFDF0..=0xFFEF)
+    is_ascii_alpha(c) || matches!(c, 0x00A1..=0x00A8 | 0x00AA..=0xD7FF | 0xF900..=0xFDCF | 0xFDF0..=0xFFEF)
 }
 
 /// `/^[a-z_\u00a1-\uffff0-9-]+$/i`, per code unit: surrogates are inside
@@ -401,11 +393,7 @@ fn ipv4_segment_format() -> Pattern {
             Class(|c| (u('1')..=u('9')).contains(&c)),
             Class(is_ascii_digit),
         ]),
-        Seq(vec![
-            Lit(u('1')),
-            Class(is_ascii_digit),
-            Class(is_ascii_digit),
-        ]),
+        Seq(vec![Lit(u('1')), Class(is_ascii_digit), Class(is_ascii_digit)]),
         Seq(vec![
             Lit(u('2')),
             Class(|c| (u('0')..=u('4')).contains(&c)),
@@ -446,13 +434,7 @@ fn ipv6_address_regexp() -> Pattern {
     let tail = |min: usize, max: usize| Rep(Box::new(Seq(vec![colon(), v6seg()])), min, Some(max));
     let v4 = ipv4_address_format;
     // `(?:(:SEG){0,k}:V4|(:SEG){1,m}|:)`, shared by the 4..1-group forms.
-    let rest = |k: usize, m: usize| {
-        Alt(vec![
-            Seq(vec![tail(0, k), colon(), v4()]),
-            tail(1, m),
-            colon(),
-        ])
-    };
+    let rest = |k: usize, m: usize| Alt(vec![Seq(vec![tail(0, k), colon(), v4()]), tail(1, m), colon()]);
     let address = Alt(vec![
         Seq(vec![head(7), Alt(vec![v6seg(), colon()])]),
         Seq(vec![
@@ -474,9 +456,7 @@ fn ipv6_address_regexp() -> Pattern {
         Box::new(Seq(vec![
             Lit(u('%')),
             Rep(
-                Box::new(Class(|c| {
-                    is_ascii_alpha(c) || is_ascii_digit(c) || c == u('.')
-                })),
+                Box::new(Class(|c| is_ascii_alpha(c) || is_ascii_digit(c) || c == u('.'))),
                 1,
                 None,
             ),

@@ -101,11 +101,7 @@ impl Store {
         id: &str,
         update: WebhookUpdate,
     ) -> Result<Option<Webhook>, StoreError> {
-        let secrets = update
-            .secrets
-            .as_ref()
-            .map(|s| self.seal(id, s))
-            .transpose()?;
+        let secrets = update.secrets.as_ref().map(|s| self.seal(id, s)).transpose()?;
         let row = sqlx::query(&format!(
             "UPDATE webhooks
                 SET url = COALESCE(?, url), events = ?, secrets = COALESCE(?, secrets), updated_at = ?
@@ -125,13 +121,12 @@ impl Store {
     }
 
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")
-                .bind(id)
-                .bind(&owner.client_id)
-                .bind(&owner.user_id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")
+            .bind(id)
+            .bind(&owner.client_id)
+            .bind(&owner.user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -146,9 +141,7 @@ impl Store {
     }
 
     fn seal(&self, id: &str, secrets: &[String]) -> Result<Vec<u8>, StoreError> {
-        Ok(self
-            .secrets
-            .seal(to_json(secrets).as_bytes(), id.as_bytes())?)
+        Ok(self.secrets.seal(to_json(secrets).as_bytes(), id.as_bytes())?)
     }
 
     fn webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
@@ -168,8 +161,7 @@ impl Store {
             user_id: row.try_get("user_id")?,
             url: row.try_get("url")?,
             events: serde_json::from_str(&events).map_err(|e| corrupt(format!("events: {e}")))?,
-            secrets: serde_json::from_slice(&secrets)
-                .map_err(|e| corrupt(format!("secrets: {e}")))?,
+            secrets: serde_json::from_slice(&secrets).map_err(|e| corrupt(format!("secrets: {e}")))?,
             id,
         })
     }
@@ -218,10 +210,7 @@ mod tests {
             secrets: vec!["s1".into(), "s2".into()],
         };
         let created = store.create(&a, new).await.unwrap();
-        assert_eq!(
-            store.get(&a, &created.id).await.unwrap().as_ref(),
-            Some(&created)
-        );
+        assert_eq!(store.get(&a, &created.id).await.unwrap().as_ref(), Some(&created));
         assert_eq!(store.get(&b, &created.id).await.unwrap(), None);
         assert!(store.list(&b).await.unwrap().is_empty());
         let update = WebhookUpdate {
@@ -229,15 +218,8 @@ mod tests {
             events: vec!["facility.creation.accepted".into()],
             secrets: None,
         };
-        assert_eq!(
-            store.update(&b, &created.id, update.clone()).await.unwrap(),
-            None
-        );
-        let updated = store
-            .update(&a, &created.id, update)
-            .await
-            .unwrap()
-            .unwrap();
+        assert_eq!(store.update(&b, &created.id, update.clone()).await.unwrap(), None);
+        let updated = store.update(&a, &created.id, update).await.unwrap().unwrap();
         assert_eq!(updated.url, created.url);
         assert_eq!(updated.secrets, created.secrets);
         assert_eq!(updated.events, ["facility.creation.accepted"]);
