@@ -20,6 +20,7 @@ pub struct Operation {
     pub summary: Option<String>,
     pub description: Option<String>,
     pub path_params: Vec<PathParam>,
+    pub query_params: Vec<QueryParam>,
     /// Component schema name of the JSON request body.
     pub body: Option<String>,
     pub responses: Vec<Response>,
@@ -31,6 +32,25 @@ pub struct Operation {
 
 pub struct PathParam {
     pub name: String,
+}
+
+pub struct QueryParam {
+    pub name: String,
+    pub required: bool,
+    /// The resolved schema (what the validator checks).
+    pub schema: openapiv3::Schema,
+    /// Inserted before validation when the parameter is absent.
+    pub default: Option<serde_json::Value>,
+    pub kind: QueryKind,
+}
+
+/// The Rust type a query parameter deserializes into.
+pub enum QueryKind {
+    String,
+    Integer,
+    Boolean,
+    /// A component schema (an enum), by name.
+    Component(String),
 }
 
 pub struct Response {
@@ -55,6 +75,12 @@ impl Operation {
 }
 
 impl PathParam {
+    pub fn rust_name(&self) -> String {
+        self.name.to_snake_case()
+    }
+}
+
+impl QueryParam {
     pub fn rust_name(&self) -> String {
         self.name.to_snake_case()
     }
@@ -95,6 +121,7 @@ fn operation(
     let at = format!("operation {id} ({method} {path})");
 
     let mut path_params = Vec::new();
+    let mut query_params = Vec::new();
     for param in &op.parameters {
         let param = resolve_ref(spec, param, "parameters").map_err(|e| Error::invalid(&at, e))?;
         match param {
@@ -124,6 +151,28 @@ fn operation(
                 }
                 path_params.push(PathParam {
                     name: parameter_data.name.clone(),
+                });
+            }
+            Parameter::Query { parameter_data, allow_reserved: false, style: openapiv3::QueryStyle::Form, allow_empty_value: None | Some(false) } => {
+                let at = format!("{at}, query parameter {}", parameter_data.name);
+                let schema_ref = match &parameter_data.format {
+                    openapiv3::ParameterSchemaOrContent::Schema(s) => s,
+                    _ => return Err(Error::unsupported(&at, "a query parameter without a schema")),
+                };
+                let schema = resolve_ref(spec, schema_ref, "schemas").map_err(|e| Error::invalid(&at, e))?;
+                let kind = match (&schema.schema_kind, component_name(schema_ref)) {
+                    (_, Some(name)) => QueryKind::Component(name),
+                    (openapiv3::SchemaKind::Type(openapiv3::Type::String(_)), None) => QueryKind::String,
+                    (openapiv3::SchemaKind::Type(openapiv3::Type::Integer(_)), None) => QueryKind::Integer,
+                    (openapiv3::SchemaKind::Type(openapiv3::Type::Boolean(_)), None) => QueryKind::Boolean,
+                    _ => return Err(Error::unsupported(&at, "a query parameter that is not a string, integer, boolean or $ref")),
+                };
+                query_params.push(QueryParam {
+                    name: parameter_data.name.clone(),
+                    required: parameter_data.required,
+                    default: schema.schema_data.default.clone(),
+                    schema: schema.clone(),
+                    kind,
                 });
             }
             other => {
@@ -245,6 +294,7 @@ fn operation(
         summary: op.summary.clone(),
         description: op.description.clone(),
         path_params,
+        query_params,
         body,
         responses,
         secured,
@@ -254,7 +304,7 @@ fn operation(
     let required: &[(bool, u16, &str)] = &[
         (op.secured, 401, "it is secured"),
         (op.secured, 403, "it is secured"),
-        (op.body.is_some(), 400, "it validates its request body"),
+        (op.body.is_some() || !op.query_params.is_empty(), 400, "it validates its input"),
     ];
     for (applies, status, why) in required {
         if *applies && !op.responses.iter().any(|r| r.status == *status) {

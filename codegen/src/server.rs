@@ -7,7 +7,7 @@ use openapiv3::OpenAPI;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
 
-use crate::model::{Api, Operation, Response};
+use crate::model::{Api, Operation, QueryKind, Response};
 use crate::schema::{component_schema, typify_schemas};
 use crate::{validators, Error};
 
@@ -18,10 +18,20 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     let methods = api.operations.iter().map(trait_method);
     let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
     let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
-    let validators = bodies
+    let mut validators = bodies
         .into_iter()
         .map(|schema| validators::generate(spec, schema))
         .collect::<Result<Vec<_>, _>>()?;
+    for op in api.operations.iter().filter(|op| !op.query_params.is_empty()) {
+        let properties: Vec<_> = op
+            .query_params
+            .iter()
+            .map(|p| validators::Property { name: &p.name, schema: &p.schema, required: p.required })
+            .collect();
+        let doc = format!("Validates the query of `{}` (after defaults and number conversion).", op.id);
+        validators.push(validators::validator(spec, &op.at(), &query_validator(op), &doc, &properties)?);
+    }
+    let queries = api.operations.iter().filter(|op| !op.query_params.is_empty()).map(query_struct);
     let router = router(api);
 
     Ok(quote! {
@@ -39,6 +49,13 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
             use super::types;
             use axum::response::IntoResponse;
             #(#responses)*
+        }
+
+        /// Query parameters of the operations that have them, as validated and typed.
+        pub mod queries {
+            #[allow(unused_imports)]
+            use super::types;
+            #(#queries)*
         }
 
         /// Request validators derived from the schema constraints (class-validator semantics).
@@ -74,7 +91,8 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
             use std::sync::Arc;
             use axum::extract::{Request, State};
             use axum::response::{IntoResponse, Response};
-            use super::{Api, Operation, types, validate};
+            #[allow(unused_imports)]
+            use super::{Api, Operation, queries, types, validate};
             use crate::rt::{self, Rejection};
 
             #(#handlers)*
@@ -267,6 +285,10 @@ fn params(op: &Operation) -> Vec<TokenStream> {
         let n = format_ident!("{}", p.rust_name());
         params.push(quote! { #n: String });
     }
+    if !op.query_params.is_empty() {
+        let t = format_ident!("{}", op.type_name());
+        params.push(quote! { query: queries::#t });
+    }
     if let Some(body) = &op.body {
         let t = format_ident!("{}", body);
         params.push(quote! { body: types::#t });
@@ -327,6 +349,37 @@ fn handler(op: &Operation) -> TokenStream {
         });
         args.push(quote! { #n });
     }
+    if !op.query_params.is_empty() {
+        let t = format_ident!("{}", op.type_name());
+        let validate = query_validator(op);
+        let prepare = op.query_params.iter().map(|p| {
+            let name = &p.name;
+            let coerce = match p.kind {
+                QueryKind::Integer => quote! { rt::query::to_number(&mut query, #name); },
+                QueryKind::Boolean => quote! { rt::query::to_boolean(&mut query, #name); },
+                QueryKind::String | QueryKind::Component(_) => quote! {},
+            };
+            let default = p.default.as_ref().map(|d| {
+                let value = json_literal(d);
+                quote! { query.entry(#name).or_insert_with(|| #value); }
+            });
+            quote! { #coerce #default }
+        });
+        steps.push(quote! {
+            let mut query = rt::query::parse(parts.uri.query());
+            #(#prepare)*
+            let query = serde_json::Value::Object(query);
+            let errors = validate::#validate(&query);
+            if !errors.is_empty() {
+                return api.reject(Rejection::Validation(errors));
+            }
+            let query: queries::#t = match serde_json::from_value(query) {
+                Ok(query) => query,
+                Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
+            };
+        });
+        args.push(quote! { query });
+    }
     if let Some(body) = &op.body {
         let t = format_ident!("{}", body);
         let validate = validators::fn_name(body);
@@ -379,6 +432,57 @@ fn handler(op: &Operation) -> TokenStream {
                 Err(e) => e.into_response(),
             }
         }
+    }
+}
+
+fn query_validator(op: &Operation) -> syn::Ident {
+    format_ident!("{}_query", op.fn_name())
+}
+
+fn json_literal(value: &serde_json::Value) -> TokenStream {
+    match value {
+        serde_json::Value::Bool(b) => quote! { serde_json::Value::from(#b) },
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => quote! { serde_json::Value::from(#i) },
+            None => {
+                let f = n.as_f64().unwrap_or_default();
+                quote! { serde_json::Value::from(#f) }
+            }
+        },
+        serde_json::Value::String(s) => quote! { serde_json::Value::from(#s) },
+        other => {
+            let text = other.to_string();
+            quote! { serde_json::from_str::<serde_json::Value>(#text).unwrap_or_default() }
+        }
+    }
+}
+
+fn query_struct(op: &Operation) -> TokenStream {
+    let name = format_ident!("{}", op.type_name());
+    let doc = format!("Query parameters of `{}`.", op.id);
+    let fields = op.query_params.iter().map(|p| {
+        let field = format_ident!("{}", p.rust_name());
+        let api_name = &p.name;
+        let ty = match &p.kind {
+            QueryKind::String => quote! { String },
+            QueryKind::Integer => quote! { i64 },
+            QueryKind::Boolean => quote! { bool },
+            QueryKind::Component(c) => {
+                let c = format_ident!("{}", c);
+                quote! { types::#c }
+            }
+        };
+        let doc = p.schema.schema_data.description.clone().unwrap_or_default();
+        if p.required || p.default.is_some() {
+            quote! { #[doc = #doc] #[serde(rename = #api_name)] pub #field: #ty, }
+        } else {
+            quote! { #[doc = #doc] #[serde(rename = #api_name, default)] pub #field: Option<#ty>, }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+        pub struct #name { #(#fields)* }
     }
 }
 

@@ -35,27 +35,40 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
         SchemaKind::Type(Type::Object(object)) => object,
         _ => return Err(Error::unsupported(&at, "a request body that is not an object")),
     };
-    let mut blocks = Vec::new();
+    let mut properties = Vec::new();
     for (name, property) in &object.properties {
+        let property = resolve_boxed(spec, property).map_err(|e| Error::invalid(format!("{at}.{name}"), e))?;
+        properties.push(Property { name, schema: property, required: object.required.iter().any(|r| r == name) });
+    }
+    let doc = format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
+    validator(spec, &at, &fn_name(schema_name), &doc, &properties)
+}
+
+/// A validated value: a body property or a query parameter.
+pub struct Property<'a> {
+    pub name: &'a str,
+    pub schema: &'a Schema,
+    pub required: bool,
+}
+
+/// `pub fn <name>(body: &Value) -> Vec<String>` checking `properties` of a JSON object.
+pub fn validator(spec: &OpenAPI, at: &str, name: &syn::Ident, doc: &str, properties: &[Property]) -> Result<TokenStream, Error> {
+    let mut blocks = Vec::new();
+    for Property { name, schema: property, required } in properties {
         let at = format!("{at}.{name}");
-        let property = resolve_boxed(spec, property).map_err(|e| Error::invalid(&at, e))?;
         let rules = property_rules(spec, &at, name, property)?;
         let checks = rules.iter().map(|Rule { check, message }| {
             quote! { if !(#check) { errors.push(#message.to_owned()); } }
         });
-        let required = object.required.iter().any(|r| r == name);
-        let block = if required && !property.schema_data.nullable {
+        let block = if *required && !property.schema_data.nullable {
             quote! {{ let v = field(#name); #(#checks)* }}
-        } else if required {
+        } else if *required {
             quote! { if !matches!(field(#name), Some(serde_json::Value::Null)) { let v = field(#name); #(#checks)* } }
         } else {
             quote! { if let Some(v) = field(#name).filter(|v| !v.is_null()) { let v = Some(v); #(#checks)* } }
         };
         blocks.push(block);
     }
-    let doc =
-        format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
-    let name = fn_name(schema_name);
     Ok(quote! {
         #[doc = #doc]
         pub fn #name(body: &serde_json::Value) -> Vec<String> {
@@ -211,7 +224,12 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
         }),
         Type::Array(_) => {}
         Type::Number(_) => return Err(Error::unsupported(at, "number properties (use integer)")),
-        Type::Object(_) => return Err(Error::unsupported(at, "nested object properties")),
+        // A free-form object (`@IsObject`); its fields are the handler's to check.
+        Type::Object(o) if o.properties.is_empty() => rules.push(Rule {
+            check: quote! { crate::rt::rules::is_object(v) },
+            message: format!("{name} must be an object"),
+        }),
+        Type::Object(_) => return Err(Error::unsupported(at, "nested objects with properties")),
     }
     Ok(rules)
 }

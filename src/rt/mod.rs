@@ -4,6 +4,7 @@
 pub mod body;
 mod is_url;
 pub mod params;
+pub mod query;
 pub mod rules;
 
 pub use is_url::is_https_url;

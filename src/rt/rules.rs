@@ -13,6 +13,11 @@ pub fn is_array(v: V) -> bool {
     matches!(v, Some(Value::Array(_)))
 }
 
+/// `@IsObject`: a JSON object (not an array, not null).
+pub fn is_object(v: V) -> bool {
+    matches!(v, Some(Value::Object(_)))
+}
+
 pub fn is_boolean(v: V) -> bool {
     matches!(v, Some(Value::Bool(_)))
 }
@@ -49,13 +54,13 @@ pub fn one_of(v: V, allowed: &[&str]) -> bool {
 }
 
 /// `@MinLength`, counted in UTF-16 code units as JavaScript does.
-pub fn min_length(v: V, n: u64) -> bool {
-    matches!(v, Some(Value::String(s)) if s.encode_utf16().count() as u64 >= n)
+pub fn min_length(v: V, n: usize) -> bool {
+    matches!(v, Some(Value::String(s)) if s.encode_utf16().count() >= n)
 }
 
 /// `@MaxLength`, counted in UTF-16 code units as JavaScript does.
-pub fn max_length(v: V, n: u64) -> bool {
-    matches!(v, Some(Value::String(s)) if s.encode_utf16().count() as u64 <= n)
+pub fn max_length(v: V, n: usize) -> bool {
+    matches!(v, Some(Value::String(s)) if s.encode_utf16().count() <= n)
 }
 
 /// `@Min`.
