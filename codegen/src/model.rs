@@ -36,6 +36,7 @@ pub struct PathParam {
 
 pub struct QueryParam {
     pub name: String,
+    pub description: Option<String>,
     pub required: bool,
     /// The resolved schema (what the validator checks).
     pub schema: openapiv3::Schema,
@@ -153,7 +154,12 @@ fn operation(
                     name: parameter_data.name.clone(),
                 });
             }
-            Parameter::Query { parameter_data, allow_reserved: false, style: openapiv3::QueryStyle::Form, allow_empty_value: None | Some(false) } => {
+            Parameter::Query {
+                parameter_data,
+                allow_reserved: false,
+                style: openapiv3::QueryStyle::Form,
+                allow_empty_value: None | Some(false),
+            } => {
                 let at = format!("{at}, query parameter {}", parameter_data.name);
                 let schema_ref = match &parameter_data.format {
                     openapiv3::ParameterSchemaOrContent::Schema(s) => s,
@@ -165,10 +171,16 @@ fn operation(
                     (openapiv3::SchemaKind::Type(openapiv3::Type::String(_)), None) => QueryKind::String,
                     (openapiv3::SchemaKind::Type(openapiv3::Type::Integer(_)), None) => QueryKind::Integer,
                     (openapiv3::SchemaKind::Type(openapiv3::Type::Boolean(_)), None) => QueryKind::Boolean,
-                    _ => return Err(Error::unsupported(&at, "a query parameter that is not a string, integer, boolean or $ref")),
+                    _ => {
+                        return Err(Error::unsupported(
+                            &at,
+                            "a query parameter that is not a string, integer, boolean or $ref",
+                        ))
+                    }
                 };
                 query_params.push(QueryParam {
                     name: parameter_data.name.clone(),
+                    description: parameter_data.description.clone(),
                     required: parameter_data.required,
                     default: schema.schema_data.default.clone(),
                     schema: schema.clone(),
@@ -304,7 +316,11 @@ fn operation(
     let required: &[(bool, u16, &str)] = &[
         (op.secured, 401, "it is secured"),
         (op.secured, 403, "it is secured"),
-        (op.body.is_some() || !op.query_params.is_empty(), 400, "it validates its input"),
+        (
+            op.body.is_some() || !op.query_params.is_empty(),
+            400,
+            "it validates its input",
+        ),
     ];
     for (applies, status, why) in required {
         if *applies && !op.responses.iter().any(|r| r.status == *status) {

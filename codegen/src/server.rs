@@ -26,12 +26,29 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
         let properties: Vec<_> = op
             .query_params
             .iter()
-            .map(|p| validators::Property { name: &p.name, schema: &p.schema, required: p.required })
+            .map(|p| validators::Property {
+                name: &p.name,
+                schema: &p.schema,
+                required: p.required,
+            })
             .collect();
-        let doc = format!("Validates the query of `{}` (after defaults and number conversion).", op.id);
-        validators.push(validators::validator(spec, &op.at(), &query_validator(op), &doc, &properties)?);
+        let doc = format!(
+            "Validates the query of `{}` (after defaults and number conversion).",
+            op.id
+        );
+        validators.push(validators::validator(
+            spec,
+            &op.at(),
+            &query_validator(op),
+            &doc,
+            &properties,
+        )?);
     }
-    let queries = api.operations.iter().filter(|op| !op.query_params.is_empty()).map(query_struct);
+    let queries = api
+        .operations
+        .iter()
+        .filter(|op| !op.query_params.is_empty())
+        .map(query_struct);
     let router = router(api);
 
     Ok(quote! {
@@ -472,7 +489,7 @@ fn query_struct(op: &Operation) -> TokenStream {
                 quote! { types::#c }
             }
         };
-        let doc = p.schema.schema_data.description.clone().unwrap_or_default();
+        let doc = p.description.clone().unwrap_or_default();
         if p.required || p.default.is_some() {
             quote! { #[doc = #doc] #[serde(rename = #api_name)] pub #field: #ty, }
         } else {

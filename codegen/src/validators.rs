@@ -37,10 +37,16 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
     };
     let mut properties = Vec::new();
     for (name, property) in &object.properties {
-        let property = resolve_boxed(spec, property).map_err(|e| Error::invalid(format!("{at}.{name}"), e))?;
-        properties.push(Property { name, schema: property, required: object.required.iter().any(|r| r == name) });
+        let property =
+            resolve_boxed(spec, property).map_err(|e| Error::invalid(format!("{at}.{name}"), e))?;
+        properties.push(Property {
+            name,
+            schema: property,
+            required: object.required.iter().any(|r| r == name),
+        });
     }
-    let doc = format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
+    let doc =
+        format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
     validator(spec, &at, &fn_name(schema_name), &doc, &properties)
 }
 
@@ -52,9 +58,20 @@ pub struct Property<'a> {
 }
 
 /// `pub fn <name>(body: &Value) -> Vec<String>` checking `properties` of a JSON object.
-pub fn validator(spec: &OpenAPI, at: &str, name: &syn::Ident, doc: &str, properties: &[Property]) -> Result<TokenStream, Error> {
+pub fn validator(
+    spec: &OpenAPI,
+    at: &str,
+    name: &syn::Ident,
+    doc: &str,
+    properties: &[Property],
+) -> Result<TokenStream, Error> {
     let mut blocks = Vec::new();
-    for Property { name, schema: property, required } in properties {
+    for Property {
+        name,
+        schema: property,
+        required,
+    } in properties
+    {
         let at = format!("{at}.{name}");
         let rules = property_rules(spec, &at, name, property)?;
         let checks = rules.iter().map(|Rule { check, message }| {

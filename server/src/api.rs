@@ -1,14 +1,18 @@
 //! The contract's operations, implemented over the store.
 
+use std::sync::Arc;
+
 use axum::http::HeaderMap;
 use axum::response::Response;
 use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
+use tokio::sync::Notify;
 use webhooks::rt::Rejection;
 use webhooks::server::{responses, types, Api, Operation};
 
 use crate::auth::{Authenticator, Principal};
 use crate::error::{self, Internal};
-use crate::store::{NewWebhook, Owner, Store, Webhook, WebhookUpdate};
+use crate::store::{LogEntry, LogQuery, NewEvent, NewWebhook, Owner, Store, Webhook, WebhookUpdate};
 
 /// Length of a generated webhook secret (`[A-Za-z0-9]`).
 pub const GENERATED_SECRET_LEN: usize = 32;
@@ -17,6 +21,8 @@ pub struct WebhooksApi {
     pub store: Store,
     pub auth: Authenticator,
     pub body_limit: usize,
+    /// Wakes this process's delivery worker when an event is published.
+    pub waker: Option<Arc<Notify>>,
 }
 
 impl From<Principal> for Owner {
@@ -141,6 +147,81 @@ impl Api for WebhooksApi {
         )
     }
 
+    async fn publish_event(
+        &self,
+        _principal: Principal,
+        body: types::PublishEventRequest,
+    ) -> Result<responses::PublishEvent, Internal> {
+        let errors = data_errors(body.event_type, &body.data);
+        if !errors.is_empty() {
+            return Ok(responses::PublishEvent::BadRequest(error::bad_request(
+                types::BadRequestErrorMessage::Array(errors),
+            )));
+        }
+        let published = self
+            .store
+            .publish(NewEvent {
+                id: body.id.map(String::from),
+                event_type: body.event_type.to_string(),
+                user_id: String::from(body.user_id),
+                data: body.data,
+            })
+            .await?;
+        if published.deliveries > 0 && !published.duplicate {
+            if let Some(waker) = &self.waker {
+                waker.notify_one();
+            }
+        }
+        Ok(responses::PublishEvent::Accepted(types::PublishEventResponse {
+            data: types::PublishedEvent {
+                id: published.id,
+                event_type: body.event_type,
+                deliveries: published.deliveries,
+            },
+        }))
+    }
+
+    async fn search_webhook_logs(
+        &self,
+        principal: Principal,
+        query: webhooks::server::queries::SearchWebhookLogs,
+    ) -> Result<responses::SearchWebhookLogs, Internal> {
+        let bad = |message: &str| {
+            Ok(responses::SearchWebhookLogs::BadRequest(error::bad_request(
+                types::BadRequestErrorMessage::Array(vec![message.to_owned()]),
+            )))
+        };
+        let start_ms = match query.start_date.as_deref().map(parse_instant) {
+            Some(None) => return bad("startDate must be a valid ISO 8601 date string"),
+            other => other.flatten(),
+        };
+        let end_ms = match query.end_date.as_deref().map(parse_instant) {
+            Some(None) => return bad("endDate must be a valid ISO 8601 date string"),
+            other => other.flatten(),
+        };
+        if let (Some(start), Some(end)) = (start_ms, end_ms) {
+            if start >= end {
+                return bad("startDate must be before endDate");
+            }
+        }
+        let log_query = LogQuery {
+            client_id: principal.client_id,
+            user_id: principal.user_id,
+            event_type: query.event_type.map(|t| t.to_string()),
+            start_ms,
+            end_ms,
+            webhook_id: query.webhook_id,
+            limit: query.limit,
+            offset: query.offset,
+            ascending: query.sort_direction == "ASC",
+        };
+        let entries = self.store.search_logs(&log_query).await?;
+        let data = entries.into_iter().map(log_entry).collect::<Result<_, _>>()?;
+        Ok(responses::SearchWebhookLogs::Ok(
+            types::SearchWebhookLogsResponse { data },
+        ))
+    }
+
     async fn delete_user_webhook(
         &self,
         principal: Principal,
@@ -152,6 +233,105 @@ impl Api for WebhooksApi {
             responses::DeleteUserWebhook::NotFound(error::webhook_not_found())
         })
     }
+}
+
+/// The fields `data` must carry for each event type (documented payloads), each a string.
+fn required_data_fields(event_type: types::UserEventType) -> &'static [&'static str] {
+    use types::UserEventType as T;
+    match event_type {
+        T::FacilityUserConnectionAccepted | T::FacilityUserConnectionRejected => &["facilityId", "userId"],
+        T::FacilityCreationAccepted => &["facilityId"],
+        T::FacilityCreationRejected => &["facilityName"],
+    }
+}
+
+/// class-validator's nested messages for the payload of `event_type`.
+pub fn data_errors(event_type: types::UserEventType, data: &serde_json::Map<String, Value>) -> Vec<String> {
+    required_data_fields(event_type)
+        .iter()
+        .filter(|field| !matches!(data.get(**field), Some(Value::String(_))))
+        .map(|field| format!("data.{field} must be a string"))
+        .collect()
+}
+
+/// An ISO 8601 / RFC 3339 instant as unix milliseconds (a date alone is its midnight, UTC).
+fn parse_instant(text: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_millis());
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M%#z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.timestamp_millis());
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn log_entry(entry: LogEntry) -> Result<types::WebhookLog, Internal> {
+    let corrupt = |reason: String| {
+        Internal(crate::store::StoreError::Corrupt {
+            id: entry.id.clone(),
+            reason,
+        })
+    };
+    let event_type = entry
+        .event_type
+        .parse::<types::UserEventType>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let request_payload = match &entry.request_payload {
+        Value::Object(map) => map.clone(),
+        _ => return Err(corrupt("stored body is not an object".into())),
+    };
+    let mut attempts = entry.attempts.into_iter();
+    let first = attempts.next();
+    let retries = attempts
+        .map(|a| types::WebhookLogRetry {
+            retry_attempt: a.attempt,
+            response_status: a.status_code,
+            response_body: a.response_body,
+            created_at: rfc3339(a.created_at_ms),
+        })
+        .collect();
+    Ok(types::WebhookLog {
+        id: entry.id,
+        webhook_id: entry.webhook_id,
+        event_id: entry.event_id,
+        event_type,
+        request_payload,
+        response_status: first.as_ref().and_then(|a| a.status_code),
+        response_body: first
+            .as_ref()
+            .map(|a| a.response_body.clone())
+            .unwrap_or_default(),
+        url: first.map(|a| a.url).unwrap_or(entry.url),
+        retries,
+        status: if entry.status == "success" {
+            types::WebhookLogStatus::Success
+        } else {
+            types::WebhookLogStatus::Failure
+        },
+        created_at: rfc3339(entry.created_at_ms),
+    })
 }
 
 #[cfg(test)]

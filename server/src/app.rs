@@ -2,6 +2,7 @@
 //! that keep every answer in the contract's shape.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::{header, StatusCode};
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -17,6 +19,7 @@ use crate::api::WebhooksApi;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
+use crate::delivery::{build_client, TargetPolicy, Worker, WorkerSettings};
 use crate::error;
 use crate::store::Store;
 
@@ -57,22 +60,58 @@ async fn spec_yaml() -> Response {
 /// Everything a running server holds.
 pub struct App {
     pub api: Arc<WebhooksApi>,
+    pub worker: Arc<Worker>,
     pub settings: Settings,
+}
+
+/// The delivery worker for `settings`, over `store`.
+pub fn worker(settings: &Settings, store: Store) -> anyhow::Result<Worker> {
+    let policy = TargetPolicy {
+        allow_private: settings.allow_private_targets,
+        allowed: settings.allowed_targets.clone(),
+    };
+    let http = build_client(
+        policy,
+        settings.extra_ca_file.as_deref(),
+        Duration::from_secs(5),
+        settings.delivery_timeout,
+    )?;
+    Ok(Worker::new(
+        store,
+        http,
+        WorkerSettings {
+            retry_schedule: settings.retry_schedule.clone(),
+            lease: settings.delivery_lease,
+            concurrency: settings.delivery_concurrency,
+            poll_interval: Duration::from_millis(500),
+        },
+    ))
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let sealer = SecretBox::from_settings(settings)?;
+    Store::connect(&settings.database_url, sealer)
+        .await
+        .with_context(|| format!("opening the database {}", settings.database_url))
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let sealer = SecretBox::from_settings(&settings)?;
-        let store = Store::connect(&settings.database_url, sealer)
-            .await
-            .with_context(|| format!("opening the database {}", settings.database_url))?;
+        let store = open_store(&settings).await?;
         let auth = Authenticator::from_settings(&settings)?;
+        let worker = Arc::new(worker(&settings, store.clone())?);
+        let waker = settings.run_worker.then(|| worker.waker());
         let api = Arc::new(WebhooksApi {
             store,
             auth,
             body_limit: settings.body_limit,
+            waker,
         });
-        Ok(Self { api, settings })
+        Ok(Self {
+            api,
+            worker,
+            settings,
+        })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish.
@@ -82,9 +121,19 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = router(self.api.clone())?;
+        let (stop_worker, worker_stopped) = watch::channel(false);
+        let worker = self
+            .settings
+            .run_worker
+            .then(|| tokio::spawn(self.worker.clone().run(worker_stopped)));
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        // Requests are done; let the worker finish (and record) the deliveries in flight.
+        let _ = stop_worker.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
         self.api.store.close().await;
         Ok(())
     }

@@ -7,9 +7,17 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use crate::app::App;
+use std::sync::Arc;
+
+use anyhow::bail;
+use tokio::sync::watch;
+use webhooks::server::types::UserEventType;
+
+use crate::api::data_errors;
+use crate::app::{open_store, worker, App};
 use crate::auth::Authenticator;
-use crate::config::{Cli, Command, LogFormat, Settings};
+use crate::config::{Cli, Command, LogFormat, PublishArgs, Settings};
+use crate::store::NewEvent;
 
 pub async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -28,7 +36,50 @@ pub async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Publish(args) => publish(settings, args).await,
+        Command::Worker => {
+            init_logging(settings.log_format);
+            let store = open_store(&settings).await?;
+            let worker = Arc::new(worker(&settings, store.clone())?);
+            let (stop, stopped) = watch::channel(false);
+            let running = tokio::spawn(worker.run(stopped));
+            shutdown_signal().await;
+            let _ = stop.send(true);
+            let _ = running.await;
+            store.close().await;
+            Ok(())
+        }
     }
+}
+
+async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
+    let event_type: UserEventType = args
+        .event_type
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown event type {:?}", args.event_type))?;
+    let data: serde_json::Value = serde_json::from_str(&args.data).context("--data is not JSON")?;
+    let serde_json::Value::Object(data) = data else {
+        bail!("--data must be a JSON object")
+    };
+    let errors = data_errors(event_type, &data);
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
+    let store = open_store(&settings).await?;
+    let published = store
+        .publish(NewEvent {
+            id: args.id,
+            event_type: event_type.to_string(),
+            user_id: args.user,
+            data,
+        })
+        .await?;
+    store.close().await;
+    println!(
+        "{}",
+        serde_json::json!({"id": published.id, "eventType": published.event_type, "deliveries": published.deliveries, "duplicate": published.duplicate})
+    );
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

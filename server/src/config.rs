@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -12,6 +13,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// NestJS's body-parser default, `100kb`.
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
+/// The documented retry schedule: after 5, 30 and 60 minutes.
+pub const DEFAULT_RETRY_SCHEDULE: &str = "5m,30m,60m";
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -28,6 +31,26 @@ pub enum Command {
     Serve,
     /// Print a JWT accepted by a server started with the same configuration / data directory.
     Token(TokenArgs),
+    /// Publish an event straight into the database (a running worker delivers it).
+    Publish(PublishArgs),
+    /// Run only the delivery worker.
+    Worker,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Event type, e.g. facility.creation.accepted.
+    #[arg(long = "type")]
+    pub event_type: String,
+    /// The user whose webhooks receive it.
+    #[arg(long)]
+    pub user: String,
+    /// The payload, a JSON object.
+    #[arg(long)]
+    pub data: String,
+    /// Idempotency key.
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +111,35 @@ pub struct SettingsArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Delays before each retry, comma separated [default: 5m,30m,60m].
+    #[arg(long, env = "WEBHOOKS_RETRY_SCHEDULE", global = true)]
+    pub retry_schedule: Option<String>,
+    /// PEM file of extra CAs trusted for deliveries (receivers with a private CA).
+    #[arg(long, env = "WEBHOOKS_EXTRA_CA_FILE", global = true)]
+    pub extra_ca_file: Option<PathBuf>,
+    /// Deliver to any address, private and loopback included.
+    #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_TARGETS", global = true)]
+    pub allow_private_targets: bool,
+    /// Networks deliveries may reach although not public, comma separated CIDRs.
+    #[arg(
+        long = "allow-target",
+        env = "WEBHOOKS_ALLOWED_TARGETS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub allowed_targets: Option<Vec<ipnet::IpNet>>,
+    /// Do not run the delivery worker inside `serve`.
+    #[arg(long, env = "WEBHOOKS_NO_WORKER", global = true)]
+    pub no_worker: bool,
+    /// Deliveries in flight at once [default: 64].
+    #[arg(long, env = "WEBHOOKS_DELIVERY_CONCURRENCY", global = true)]
+    pub delivery_concurrency: Option<usize>,
+    /// How long a worker's claim on a delivery lasts [default: 60s].
+    #[arg(long, env = "WEBHOOKS_DELIVERY_LEASE", global = true)]
+    pub delivery_lease: Option<humantime::Duration>,
+    /// Total time allowed for one delivery attempt [default: 15s].
+    #[arg(long, env = "WEBHOOKS_DELIVERY_TIMEOUT", global = true)]
+    pub delivery_timeout: Option<humantime::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -113,6 +165,14 @@ struct FileSettings {
     secrets_key: Option<String>,
     body_limit: Option<usize>,
     log_format: Option<LogFormat>,
+    retry_schedule: Option<String>,
+    extra_ca_file: Option<PathBuf>,
+    allow_private_targets: Option<bool>,
+    allowed_targets: Option<Vec<ipnet::IpNet>>,
+    no_worker: Option<bool>,
+    delivery_concurrency: Option<usize>,
+    delivery_lease: Option<String>,
+    delivery_timeout: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -129,6 +189,14 @@ pub struct Settings {
     pub secrets_key: Option<String>,
     pub body_limit: usize,
     pub log_format: LogFormat,
+    pub retry_schedule: Vec<Duration>,
+    pub extra_ca_file: Option<PathBuf>,
+    pub allow_private_targets: bool,
+    pub allowed_targets: Vec<ipnet::IpNet>,
+    pub run_worker: bool,
+    pub delivery_concurrency: usize,
+    pub delivery_lease: Duration,
+    pub delivery_timeout: Duration,
 }
 
 impl Settings {
@@ -153,6 +221,37 @@ impl Settings {
             bail!("allowed_roles is empty: nobody could use the API");
         }
         let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+        let retry_schedule = parse_schedule(
+            args.retry_schedule
+                .or(file.retry_schedule)
+                .as_deref()
+                .unwrap_or(DEFAULT_RETRY_SCHEDULE),
+        )?;
+        let duration =
+            |flag: Option<humantime::Duration>, file: Option<String>, default: &str, name: &str| match (
+                flag, file,
+            ) {
+                (Some(d), _) => Ok(d.into()),
+                (None, text) => humantime::parse_duration(text.as_deref().unwrap_or(default))
+                    .with_context(|| format!("{name} is not a duration")),
+            };
+        let delivery_lease = duration(args.delivery_lease, file.delivery_lease, "60s", "delivery_lease")?;
+        let delivery_timeout = duration(
+            args.delivery_timeout,
+            file.delivery_timeout,
+            "15s",
+            "delivery_timeout",
+        )?;
+        if delivery_lease <= delivery_timeout {
+            bail!("delivery_lease ({delivery_lease:?}) must exceed delivery_timeout ({delivery_timeout:?}), or deliveries in flight would be claimed twice");
+        }
+        let delivery_concurrency = args
+            .delivery_concurrency
+            .or(file.delivery_concurrency)
+            .unwrap_or(64);
+        if delivery_concurrency == 0 {
+            bail!("delivery_concurrency must be at least 1");
+        }
         Ok(Self {
             bind: match args.bind.or(file.bind) {
                 Some(bind) => bind,
@@ -168,6 +267,14 @@ impl Settings {
             secrets_key: args.secrets_key.or(file.secrets_key),
             body_limit,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            retry_schedule,
+            extra_ca_file: args.extra_ca_file.or(file.extra_ca_file),
+            allow_private_targets: args.allow_private_targets || file.allow_private_targets.unwrap_or(false),
+            allowed_targets: args.allowed_targets.or(file.allowed_targets).unwrap_or_default(),
+            run_worker: !(args.no_worker || file.no_worker.unwrap_or(false)),
+            delivery_concurrency,
+            delivery_lease,
+            delivery_timeout,
         })
     }
 
@@ -178,6 +285,17 @@ impl Settings {
             ..Default::default()
         })
     }
+}
+
+/// `5m,30m,60m` → the delays before each retry.
+pub fn parse_schedule(text: &str) -> anyhow::Result<Vec<Duration>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            humantime::parse_duration(s).with_context(|| format!("retry schedule: {s:?} is not a duration"))
+        })
+        .collect()
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -214,6 +332,13 @@ mod tests {
         assert_eq!(defaults.bind.to_string(), DEFAULT_BIND);
         assert_eq!(defaults.body_limit, DEFAULT_BODY_LIMIT);
         assert_eq!(defaults.allowed_roles, ["FACILITY_USER"]);
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
+        assert_eq!(
+            parse_schedule("10ms, 20ms,30ms").unwrap(),
+            [10, 20, 30].map(Duration::from_millis)
+        );
+        assert!(parse_schedule("soon").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
 pub mod error;
 mod keys;
 pub mod store;

@@ -22,8 +22,16 @@ pub fn parse(query: Option<&str>) -> Map<String, Value> {
 /// A numeric string becomes a number (an integer when it is one); anything else stays, to fail.
 pub fn to_number(query: &mut Map<String, Value>, name: &str) {
     if let Some(value) = query.get_mut(name) {
-        if let Some(n) = value.as_str().and_then(|s| s.trim().parse::<f64>().ok()).filter(|n| n.is_finite()) {
-            *value = if n.fract() == 0.0 && n.abs() < 9.0e15 { Value::from(n as i64) } else { Value::from(n) };
+        if let Some(n) = value
+            .as_str()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite())
+        {
+            *value = if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Value::from(n as i64)
+            } else {
+                Value::from(n)
+            };
         }
     }
 }
@@ -51,6 +59,9 @@ mod tests {
         to_number(&mut q, "offset");
         to_number(&mut q, "f");
         to_boolean(&mut q, "b");
-        assert_eq!(Value::Object(q), json!({"limit": 5, "a": ["1", "2"], "offset": "x", "f": 2.5, "b": true}));
+        assert_eq!(
+            Value::Object(q),
+            json!({"limit": 5, "a": ["1", "2"], "offset": "x", "f": 2.5, "b": true})
+        );
     }
 }

@@ -1,8 +1,13 @@
 //! Durable state. SQLite (WAL, `synchronous = FULL`) is the embedded default: a `201` is on
 //! disk before it is sent.
 
+mod delivery;
 mod sqlite;
 
+pub use delivery::{
+    event_body, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, LoggedAttempt, NewEvent, PublishedEvent,
+    Target,
+};
 pub use sqlite::Store;
 
 /// Who owns a webhook.

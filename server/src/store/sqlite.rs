@@ -140,6 +140,22 @@ impl Store {
         self.pool.close().await;
     }
 
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(super) fn open_secrets(&self, id: &str, sealed: &[u8]) -> Result<Vec<String>, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            id: id.to_owned(),
+            reason,
+        };
+        let plain = self
+            .secrets
+            .open(sealed, id.as_bytes())
+            .map_err(|e| corrupt(e.to_string()))?;
+        serde_json::from_slice(&plain).map_err(|e| corrupt(format!("secrets: {e}")))
+    }
+
     fn seal(&self, id: &str, secrets: &[String]) -> Result<Vec<u8>, StoreError> {
         Ok(self.secrets.seal(to_json(secrets).as_bytes(), id.as_bytes())?)
     }
@@ -152,16 +168,13 @@ impl Store {
         };
         let events: String = row.try_get("events")?;
         let sealed: Vec<u8> = row.try_get("secrets")?;
-        let secrets = self
-            .secrets
-            .open(&sealed, id.as_bytes())
-            .map_err(|e| corrupt(e.to_string()))?;
+        let secrets = self.open_secrets(&id, &sealed)?;
         Ok(Webhook {
             client_id: row.try_get("client_id")?,
             user_id: row.try_get("user_id")?,
             url: row.try_get("url")?,
             events: serde_json::from_str(&events).map_err(|e| corrupt(format!("events: {e}")))?,
-            secrets: serde_json::from_slice(&secrets).map_err(|e| corrupt(format!("secrets: {e}")))?,
+            secrets,
             id,
         })
     }
@@ -171,7 +184,7 @@ fn to_json(values: &[String]) -> String {
     serde_json::Value::from(values).to_string()
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -1,0 +1,275 @@
+//! The delivery worker. `deliver_due()` is one synchronous step (claim what is due, send it,
+//! record the outcomes) for tests and tools; `run()` is the pipelined loop `serve` and
+//! `worker` use, where a slow receiver holds one slot, never the others.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::guard::TargetRefused;
+use super::http::DeliveryHttp;
+use super::signer::{signature_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
+use crate::store::{AttemptOutcome, ClaimedDelivery, Store, StoreError};
+
+/// At most this much of an answer's body is kept in the log.
+pub const RESPONSE_BODY_LIMIT: usize = 20 * 1024;
+/// Log entries are kept this long.
+pub const LOG_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Delay before each retry; its length is the number of retries.
+    pub retry_schedule: Vec<Duration>,
+    /// How long a claim holds; a crashed worker's claims are retaken after it.
+    pub lease: Duration,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// How often to look for due work when nothing wakes the worker.
+    pub poll_interval: Duration,
+}
+
+pub struct Worker {
+    store: Store,
+    http: DeliveryHttp,
+    settings: WorkerSettings,
+    wake: Arc<Notify>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Worker {
+    pub fn new(store: Store, http: DeliveryHttp, settings: WorkerSettings) -> Self {
+        Self {
+            store,
+            http,
+            settings,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notified when events are published in this process, so they go out without waiting for a poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Claims every due delivery (up to the concurrency), sends them, records the outcomes.
+    /// Returns how many were attempted.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let claimed = self
+            .store
+            .claim_due(self.settings.concurrency as i64, self.lease_ms())
+            .await?;
+        let mut set = JoinSet::new();
+        for delivery in claimed {
+            set.spawn(attempt(
+                self.http.clone(),
+                self.settings.retry_schedule.clone(),
+                delivery,
+            ));
+        }
+        let mut outcomes = Vec::with_capacity(set.len());
+        while let Some(result) = set.join_next().await {
+            if let Ok(outcome) = result {
+                outcomes.push(outcome);
+            }
+        }
+        self.store.record(&outcomes).await?;
+        Ok(outcomes.len())
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.settings.lease.as_millis() as i64
+    }
+
+    /// Runs until `shutdown` turns true, then finishes (and records) what is in flight.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut in_flight: JoinSet<AttemptOutcome> = JoinSet::new();
+        let mut last_purge: Option<Instant> = None;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let room = self.settings.concurrency.saturating_sub(in_flight.len());
+            if room > 0 {
+                match self.store.claim_due(room as i64, self.lease_ms()).await {
+                    Ok(claimed) => {
+                        for delivery in claimed {
+                            in_flight.spawn(attempt(
+                                self.http.clone(),
+                                self.settings.retry_schedule.clone(),
+                                delivery,
+                            ));
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
+                }
+            }
+            if in_flight.is_empty() {
+                if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                    last_purge = Some(Instant::now());
+                    self.purge().await;
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            tokio::select! {
+                Some(done) = in_flight.join_next() => {
+                    let mut outcomes: Vec<AttemptOutcome> = done.into_iter().collect();
+                    // Record every attempt that has finished by now in one transaction.
+                    while let Some(done) = in_flight.try_join_next() {
+                        outcomes.extend(done);
+                    }
+                    self.record(&outcomes).await;
+                }
+                _ = self.wake.notified(), if in_flight.len() < self.settings.concurrency => {}
+                _ = tokio::time::sleep(self.settings.poll_interval), if in_flight.len() < self.settings.concurrency => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let mut outcomes = Vec::new();
+        while let Some(done) = in_flight.join_next().await {
+            outcomes.extend(done);
+        }
+        self.record(&outcomes).await;
+    }
+
+    async fn record(&self, outcomes: &[AttemptOutcome]) {
+        // Unrecorded attempts are retried once their lease expires: at least once, never lost.
+        if let Err(e) = self.store.record(outcomes).await {
+            tracing::error!(error = %e, count = outcomes.len(), "recording delivery attempts failed");
+        }
+    }
+
+    async fn purge(&self) {
+        let before = now_ms() - LOG_RETENTION.as_millis() as i64;
+        match self.store.purge(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "purged delivery log entries older than 14 days"),
+            Err(e) => tracing::error!(error = %e, "purging the delivery log failed"),
+        }
+    }
+}
+
+/// One attempt at one delivery.
+async fn attempt(http: DeliveryHttp, schedule: Vec<Duration>, delivery: ClaimedDelivery) -> AttemptOutcome {
+    let started = Instant::now();
+    let at_ms = now_ms();
+    let (url, result) = match &delivery.target {
+        None => (
+            delivery.fallback_url.clone(),
+            Err("webhook deleted: not sent".to_owned()),
+        ),
+        Some(target) => (
+            target.url.clone(),
+            send(&http, &delivery, &target.url, &target.secrets, at_ms).await,
+        ),
+    };
+    let (status_code, response_body, success) = match result {
+        Ok((status, body)) => (Some(status), body, (200..300).contains(&status)),
+        Err(reason) => (None, reason, false),
+    };
+    let retry = delivery.target.is_some() && !success;
+    let retry_at_ms = schedule
+        .get(delivery.attempts as usize)
+        .filter(|_| retry)
+        .map(|delay| at_ms + delay.as_millis() as i64);
+    if !success {
+        tracing::warn!(delivery = %delivery.id, event = %delivery.event_id, %url, status = ?status_code,
+            reason = %response_body.chars().take(200).collect::<String>(), retry = retry_at_ms.is_some(), "delivery attempt failed");
+    }
+    AttemptOutcome {
+        delivery_id: delivery.id,
+        attempt: delivery.attempts,
+        url,
+        status_code,
+        response_body,
+        duration_ms: started.elapsed().as_millis() as i64,
+        at_ms,
+        success,
+        retry_at_ms,
+    }
+}
+
+/// Sends the stored body, signed now. `Ok((status, body))` for any answer; `Err(why)` for none.
+async fn send(
+    http: &DeliveryHttp,
+    delivery: &ClaimedDelivery,
+    url: &str,
+    secrets: &[String],
+    at_ms: i64,
+) -> Result<(u16, String), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    // IP literals never reach the resolver, so the guard checks them here.
+    let literal = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = literal {
+        http.policy.check(ip).map_err(|e| e.to_string())?;
+    }
+    let signature = signature_header(secrets, (at_ms / 1000) as u64, &delivery.body);
+    let request = http
+        .client
+        .post(parsed)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(SIGNATURE_HEADER, signature)
+        .header(EVENT_ID_HEADER, &delivery.event_id)
+        .body(delivery.body.clone());
+    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = RESPONSE_BODY_LIMIT - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= RESPONSE_BODY_LIMIT {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            // The status arrived; a body cut short does not change the outcome.
+            Err(_) => break,
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refused) = err.downcast_ref::<TargetRefused>() {
+            return refused.to_string();
+        }
+        source = err.source();
+    }
+    if e.is_timeout() {
+        "timed out waiting for the receiver".to_owned()
+    } else if e.is_connect() {
+        format!("could not connect: {}", root_cause(e))
+    } else {
+        format!("request failed: {}", root_cause(e))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
