@@ -227,14 +227,14 @@ impl Settings {
                 .as_deref()
                 .unwrap_or(DEFAULT_RETRY_SCHEDULE),
         )?;
-        let duration =
-            |flag: Option<humantime::Duration>, file: Option<String>, default: &str, name: &str| match (
-                flag, file,
-            ) {
-                (Some(d), _) => Ok(d.into()),
-                (None, text) => humantime::parse_duration(text.as_deref().unwrap_or(default))
-                    .with_context(|| format!("{name} is not a duration")),
-            };
+        let duration = |flag: Option<humantime::Duration>,
+                        file: Option<String>,
+                        default: &str,
+                        name: &str| match (flag, file) {
+            (Some(d), _) => Ok(d.into()),
+            (None, text) => humantime::parse_duration(text.as_deref().unwrap_or(default))
+                .with_context(|| format!("{name} is not a duration")),
+        };
         let delivery_lease = duration(args.delivery_lease, file.delivery_lease, "60s", "delivery_lease")?;
         let delivery_timeout = duration(
             args.delivery_timeout,

@@ -371,3 +371,222 @@ impl Store {
         Ok(gone)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretBox;
+    use crate::store::{NewWebhook, Owner};
+
+    async fn store(dir: &std::path::Path) -> Store {
+        Store::connect(
+            &dir.join("t.db").display().to_string(),
+            SecretBox::new(&[3; 32]).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn webhook(store: &Store, client: &str, user: &str, events: &[&str]) -> String {
+        let owner = Owner {
+            client_id: client.into(),
+            user_id: user.into(),
+        };
+        let new = NewWebhook {
+            url: format!("https://{client}.example/hook"),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            secrets: vec!["s".into()],
+        };
+        store.create(&owner, new).await.unwrap().id
+    }
+
+    fn event(id: Option<&str>, event_type: &str, user: &str) -> NewEvent {
+        let mut data = serde_json::Map::new();
+        data.insert("facilityId".into(), "NUR-1".into());
+        NewEvent {
+            id: id.map(str::to_owned),
+            event_type: event_type.into(),
+            user_id: user.into(),
+            data,
+        }
+    }
+
+    fn outcome(d: &ClaimedDelivery, success: bool, retry_at_ms: Option<i64>) -> AttemptOutcome {
+        AttemptOutcome {
+            delivery_id: d.id.clone(),
+            attempt: d.attempts,
+            url: d.fallback_url.clone(),
+            status_code: Some(if success { 200 } else { 500 }),
+            response_body: String::new(),
+            duration_ms: 1,
+            at_ms: now_ms(),
+            success,
+            retry_at_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        webhook(&store, "c1", "u1", &["all"]).await;
+        webhook(&store, "c2", "u1", &["facility.creation.accepted"]).await;
+        webhook(&store, "c1", "u1", &["facility.creation.rejected"]).await;
+        webhook(&store, "c1", "u2", &["all"]).await;
+
+        let first = store
+            .publish(event(Some("e-1"), "facility.creation.accepted", "u1"))
+            .await
+            .unwrap();
+        assert_eq!((first.deliveries, first.duplicate), (2, false));
+        let again = store
+            .publish(event(Some("e-1"), "facility.creation.accepted", "u1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.id.as_str(), again.deliveries, again.duplicate),
+            ("e-1", 2, true)
+        );
+
+        let claimed = store.claim_due(100, 60_000).await.unwrap();
+        let mut targets: Vec<_> = claimed.iter().map(|d| d.fallback_url.clone()).collect();
+        targets.sort();
+        assert_eq!(targets, ["https://c1.example/hook", "https://c2.example/hook"]);
+        assert!(claimed.iter().all(|d| d.event_id == "e-1" && d.attempts == 0));
+        assert_eq!(
+            claimed[0].body,
+            br#"{"data":{"facilityId":"NUR-1"},"eventType":"facility.creation.accepted"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn claims_exclude_each_other_until_the_lease_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        webhook(&store, "c1", "u1", &["all"]).await;
+        store
+            .publish(event(None, "facility.creation.accepted", "u1"))
+            .await
+            .unwrap();
+        let first = store.claim_due(10, 50).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(
+            store.claim_due(10, 50).await.unwrap().is_empty(),
+            "claimed twice while leased"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+        let retaken = store.claim_due(10, 60_000).await.unwrap();
+        assert_eq!(
+            retaken.iter().map(|d| &d.id).collect::<Vec<_>>(),
+            [&first[0].id],
+            "an expired claim is retaken"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_retry_on_schedule_then_give_up_and_success_stops_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        webhook(&store, "c1", "u1", &["all"]).await;
+        store
+            .publish(event(None, "facility.creation.accepted", "u1"))
+            .await
+            .unwrap();
+
+        let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
+        store
+            .record(&[outcome(&d, false, Some(now_ms() + 60_000))])
+            .await
+            .unwrap();
+        assert!(
+            store.claim_due(10, 60_000).await.unwrap().is_empty(),
+            "retried before its time"
+        );
+        assert_eq!(store.due_count().await.unwrap(), 0);
+
+        // Due again now: a second failure with no retry left ends it.
+        sqlx::query("UPDATE deliveries SET next_attempt_at = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
+        assert_eq!(d.attempts, 1);
+        store.record(&[outcome(&d, false, None)]).await.unwrap();
+        sqlx::query("UPDATE deliveries SET next_attempt_at = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(
+            store.claim_due(10, 60_000).await.unwrap().is_empty(),
+            "a failed delivery came back"
+        );
+
+        let q = LogQuery {
+            client_id: "c1".into(),
+            user_id: "u1".into(),
+            event_type: None,
+            start_ms: None,
+            end_ms: None,
+            webhook_id: None,
+            limit: 10,
+            offset: 0,
+            ascending: false,
+        };
+        let log = store.search_logs(&q).await.unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].status, "failure");
+        assert_eq!(
+            log[0].attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        assert!(store
+            .search_logs(&LogQuery {
+                client_id: "c2".into(),
+                ..q.clone()
+            })
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        webhook(&store, "c1", "u1", &["all"]).await;
+        store
+            .publish(event(Some("old"), "facility.creation.accepted", "u1"))
+            .await
+            .unwrap();
+        store
+            .publish(event(Some("pending"), "facility.creation.accepted", "u1"))
+            .await
+            .unwrap();
+        let claimed = store.claim_due(10, 60_000).await.unwrap();
+        let old = claimed.iter().find(|d| d.event_id == "old").unwrap();
+        store.record(&[outcome(old, true, None)]).await.unwrap();
+        let fifteen_days_ms = 15 * 24 * 3600 * 1000;
+        sqlx::query("UPDATE deliveries SET created_at = created_at - ?")
+            .bind(fifteen_days_ms)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE events SET created_at = created_at - ?")
+            .bind(fifteen_days_ms)
+            .execute(store.pool())
+            .await
+            .unwrap();
+
+        assert_eq!(store.purge(now_ms() - 14 * 24 * 3600 * 1000).await.unwrap(), 1);
+        let left: Vec<String> = sqlx::query_scalar("SELECT event_id FROM deliveries")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, ["pending"]);
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(events, 1);
+    }
+}
