@@ -17,3 +17,5 @@ pub fn with_token(base_url: &str, token: &str) -> Result<Client, reqwest::Error>
         .build()?;
     Ok(Client::new_with_client(base_url, http))
 }
+
+pub mod signature;

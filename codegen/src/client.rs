@@ -22,13 +22,9 @@ use crate::Error;
 pub fn generate(spec: &OpenAPI) -> Result<TokenStream, Error> {
     let spec = merge_error_schemas(spec)?;
     let mut settings = GenerationSettings::new();
-    settings
-        .with_interface(InterfaceStyle::Positional)
-        .with_tag(TagStyle::Merged);
+    settings.with_interface(InterfaceStyle::Positional).with_tag(TagStyle::Merged);
     // progenitor reports some unsupported constructs by panicking; make them build errors.
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        Generator::new(&settings).generate_tokens(&spec)
-    }));
+    let result = catch_unwind(AssertUnwindSafe(|| Generator::new(&settings).generate_tokens(&spec)));
     match result {
         Ok(Ok(tokens)) => Ok(tokens),
         Ok(Err(e)) => Err(Error::Client(e.to_string())),
@@ -108,11 +104,7 @@ fn merge_error_schemas(spec: &OpenAPI) -> Result<OpenAPI, Error> {
                         ..Default::default()
                     },
                 );
-                *response = ReferenceOr::Item(Response {
-                    description,
-                    content,
-                    ..Default::default()
-                });
+                *response = ReferenceOr::Item(Response { description, content, ..Default::default() });
             }
         }
     }

@@ -21,16 +21,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn unsupported(at: impl Display, what: impl Display) -> Self {
-        Self::Unsupported {
-            at: at.to_string(),
-            what: what.to_string(),
-        }
+        Self::Unsupported { at: at.to_string(), what: what.to_string() }
     }
 
     pub(crate) fn invalid(at: impl Display, what: impl Display) -> Self {
-        Self::Invalid {
-            at: at.to_string(),
-            what: what.to_string(),
-        }
+        Self::Invalid { at: at.to_string(), what: what.to_string() }
     }
 }

@@ -132,16 +132,10 @@ fn operation(
                     _ => return Err(Error::unsupported(&at, "a path parameter without a schema")),
                 };
                 let schema = resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
-                if !matches!(
-                    schema.schema_kind,
-                    openapiv3::SchemaKind::Type(openapiv3::Type::String(_))
-                ) {
+                if !matches!(schema.schema_kind, openapiv3::SchemaKind::Type(openapiv3::Type::String(_))) {
                     return Err(Error::unsupported(
                         &at,
-                        format!(
-                            "path parameter {} of a type other than string",
-                            parameter_data.name
-                        ),
+                        format!("path parameter {} of a type other than string", parameter_data.name),
                     ));
                 }
                 if !path.contains(&format!("{{{}}}", parameter_data.name)) {
@@ -150,9 +144,7 @@ fn operation(
                         format!("path parameter {} is not in the path", parameter_data.name),
                     ));
                 }
-                path_params.push(PathParam {
-                    name: parameter_data.name.clone(),
-                });
+                path_params.push(PathParam { name: parameter_data.name.clone() });
             }
             Parameter::Query {
                 parameter_data,
@@ -190,11 +182,7 @@ fn operation(
             other => {
                 return Err(Error::unsupported(
                     &at,
-                    format!(
-                        "parameter {} in {}",
-                        other.parameter_data_ref().name,
-                        location(other)
-                    ),
+                    format!("parameter {} in {}", other.parameter_data_ref().name, location(other)),
                 ))
             }
         }
@@ -205,20 +193,14 @@ fn operation(
         Some(body) => {
             let body = resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(&at, e))?;
             if body.content.len() != 1 || !body.content.contains_key(JSON) {
-                return Err(Error::unsupported(
-                    &at,
-                    "a request body other than exactly application/json",
-                ));
+                return Err(Error::unsupported(&at, "a request body other than exactly application/json"));
             }
             let schema = body.content[JSON]
                 .schema
                 .as_ref()
                 .ok_or_else(|| Error::invalid(&at, "request body without a schema"))?;
             Some(component_name(schema).ok_or_else(|| {
-                Error::unsupported(
-                    &at,
-                    "an inline request body schema (use a $ref to components/schemas)",
-                )
+                Error::unsupported(&at, "an inline request body schema (use a $ref to components/schemas)")
             })?)
         }
     };
@@ -248,17 +230,10 @@ fn operation(
                 ))
             }
         };
-        responses.push(Response {
-            status,
-            description: response.description.clone(),
-            schema,
-        });
+        responses.push(Response { status, description: response.description.clone(), schema });
     }
     if op.responses.default.is_some() {
-        return Err(Error::unsupported(
-            &at,
-            "a default response (declare each status)",
-        ));
+        return Err(Error::unsupported(&at, "a default response (declare each status)"));
     }
     if !responses.iter().any(|r| (200..300).contains(&r.status)) {
         return Err(Error::invalid(&at, "no success response"));
@@ -279,10 +254,7 @@ fn operation(
                     secured = true
                 }
                 _ => {
-                    return Err(Error::unsupported(
-                        &at,
-                        format!("security scheme {name} (only http bearer)"),
-                    ))
+                    return Err(Error::unsupported(&at, format!("security scheme {name} (only http bearer)")))
                 }
             }
         }
@@ -293,10 +265,7 @@ fn operation(
             .map_err(|_| Error::invalid(&at, "x-required-scopes must be a list of strings"))?,
     };
     if !scopes.is_empty() && !secured {
-        return Err(Error::invalid(
-            &at,
-            "x-required-scopes on an operation without bearer security",
-        ));
+        return Err(Error::invalid(&at, "x-required-scopes on an operation without bearer security"));
     }
 
     let op = Operation {
@@ -316,18 +285,11 @@ fn operation(
     let required: &[(bool, u16, &str)] = &[
         (op.secured, 401, "it is secured"),
         (op.secured, 403, "it is secured"),
-        (
-            op.body.is_some() || !op.query_params.is_empty(),
-            400,
-            "it validates its input",
-        ),
+        (op.body.is_some() || !op.query_params.is_empty(), 400, "it validates its input"),
     ];
     for (applies, status, why) in required {
         if *applies && !op.responses.iter().any(|r| r.status == *status) {
-            return Err(Error::invalid(
-                op.at(),
-                format!("must document a {status} response because {why}"),
-            ));
+            return Err(Error::invalid(op.at(), format!("must document a {status} response because {why}")));
         }
     }
     Ok(op)

@@ -18,37 +18,18 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     let methods = api.operations.iter().map(trait_method);
     let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
     let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
-    let mut validators = bodies
-        .into_iter()
-        .map(|schema| validators::generate(spec, schema))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut validators =
+        bodies.into_iter().map(|schema| validators::generate(spec, schema)).collect::<Result<Vec<_>, _>>()?;
     for op in api.operations.iter().filter(|op| !op.query_params.is_empty()) {
         let properties: Vec<_> = op
             .query_params
             .iter()
-            .map(|p| validators::Property {
-                name: &p.name,
-                schema: &p.schema,
-                required: p.required,
-            })
+            .map(|p| validators::Property { name: &p.name, schema: &p.schema, required: p.required })
             .collect();
-        let doc = format!(
-            "Validates the query of `{}` (after defaults and number conversion).",
-            op.id
-        );
-        validators.push(validators::validator(
-            spec,
-            &op.at(),
-            &query_validator(op),
-            &doc,
-            &properties,
-        )?);
+        let doc = format!("Validates the query of `{}` (after defaults and number conversion).", op.id);
+        validators.push(validators::validator(spec, &op.at(), &query_validator(op), &doc, &properties)?);
     }
-    let queries = api
-        .operations
-        .iter()
-        .filter(|op| !op.query_params.is_empty())
-        .map(query_struct);
+    let queries = api.operations.iter().filter(|op| !op.query_params.is_empty()).map(query_struct);
     let router = router(api);
 
     Ok(quote! {
@@ -126,13 +107,9 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
 
 fn types(spec: &OpenAPI) -> Result<TokenStream, Error> {
     let mut settings = typify::TypeSpaceSettings::default();
-    settings
-        .with_struct_builder(false)
-        .with_derive("PartialEq".to_owned());
+    settings.with_struct_builder(false).with_derive("PartialEq".to_owned());
     let mut space = typify::TypeSpace::new(&settings);
-    space
-        .add_ref_types(typify_schemas(spec)?)
-        .map_err(|e| Error::Types(e.to_string()))?;
+    space.add_ref_types(typify_schemas(spec)?).map_err(|e| Error::Types(e.to_string()))?;
     let mut file: syn::File = syn::parse2(space.to_stream())
         .map_err(|e| Error::Internal(format!("typify output does not parse: {e}")))?;
     for item in &mut file.items {
@@ -175,19 +152,11 @@ fn json_name(field: &syn::Field) -> String {
             }
         }
     }
-    field
-        .ident
-        .as_ref()
-        .map(|i| i.to_string().trim_start_matches("r#").to_owned())
-        .unwrap_or_default()
+    field.ident.as_ref().map(|i| i.to_string().trim_start_matches("r#").to_owned()).unwrap_or_default()
 }
 
 fn operation_enum(api: &Api) -> TokenStream {
-    let variants: Vec<_> = api
-        .operations
-        .iter()
-        .map(|op| format_ident!("{}", op.type_name()))
-        .collect();
+    let variants: Vec<_> = api.operations.iter().map(|op| format_ident!("{}", op.type_name())).collect();
     let ids = api.operations.iter().map(|op| op.id.as_str());
     let methods = api.operations.iter().map(|op| op.method.as_str());
     let paths = api.operations.iter().map(|op| op.path.as_str());
@@ -196,14 +165,10 @@ fn operation_enum(api: &Api) -> TokenStream {
         let s = &op.scopes;
         quote! { &[#(#s),*] }
     });
-    let docs = api.operations.iter().map(|op| {
-        format!(
-            "`{} {}`: {}",
-            op.method,
-            op.path,
-            op.summary.as_deref().unwrap_or(&op.id)
-        )
-    });
+    let docs = api
+        .operations
+        .iter()
+        .map(|op| format!("`{} {}`: {}", op.method, op.path, op.summary.as_deref().unwrap_or(&op.id)));
     let v = &variants;
     quote! {
         /// The operations of the contract.
@@ -255,23 +220,17 @@ fn variant_name(status: u16) -> syn::Ident {
 fn response_enum(op: &Operation) -> TokenStream {
     let name = format_ident!("{}", op.type_name());
     let doc = format!("Responses of `{}`.", op.id);
-    let variants = op.responses.iter().map(
-        |Response {
-             status,
-             description,
-             schema,
-         }| {
-            let v = variant_name(*status);
-            let doc = format!("{status}: {description}");
-            match schema {
-                Some(s) => {
-                    let t = format_ident!("{}", s);
-                    quote! { #[doc = #doc] #v(types::#t), }
-                }
-                None => quote! { #[doc = #doc] #v, },
+    let variants = op.responses.iter().map(|Response { status, description, schema }| {
+        let v = variant_name(*status);
+        let doc = format!("{status}: {description}");
+        match schema {
+            Some(s) => {
+                let t = format_ident!("{}", s);
+                quote! { #[doc = #doc] #v(types::#t), }
             }
-        },
-    );
+            None => quote! { #[doc = #doc] #v, },
+        }
+    });
     let arms = op.responses.iter().map(|Response { status, schema, .. }| {
         let v = variant_name(*status);
         let code = quote! { axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR) };
@@ -322,10 +281,7 @@ fn trait_method(op: &Operation) -> TokenStream {
         op.id,
         op.method,
         op.path,
-        op.description
-            .as_deref()
-            .map(|d| format!("\n\n{}", d.trim_end()))
-            .unwrap_or_default()
+        op.description.as_deref().map(|d| format!("\n\n{}", d.trim_end())).unwrap_or_default()
     );
     quote! {
         #[doc = #doc]

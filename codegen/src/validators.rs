@@ -66,12 +66,7 @@ pub fn validator(
     properties: &[Property],
 ) -> Result<TokenStream, Error> {
     let mut blocks = Vec::new();
-    for Property {
-        name,
-        schema: property,
-        required,
-    } in properties
-    {
+    for Property { name, schema: property, required } in properties {
         let at = format!("{at}.{name}");
         let rules = property_rules(spec, &at, name, property)?;
         let checks = rules.iter().map(|Rule { check, message }| {
@@ -100,12 +95,7 @@ pub fn validator(
 fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Result<Vec<Rule>, Error> {
     let ty = match &schema.schema_kind {
         SchemaKind::Type(ty) => ty,
-        _ => {
-            return Err(Error::unsupported(
-                at,
-                "a validated property without a plain `type`",
-            ))
-        }
+        _ => return Err(Error::unsupported(at, "a validated property without a plain `type`")),
     };
     let mut rules = scalar_rules(at, name, schema, ty)?;
     if let Type::Array(array) = ty {
@@ -128,10 +118,7 @@ fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Resu
             check: quote! { crate::rt::rules::is_array(v) },
             message: format!("{name} must be an array"),
         });
-        let items = array
-            .items
-            .as_ref()
-            .ok_or_else(|| Error::invalid(at, "array without items"))?;
+        let items = array.items.as_ref().ok_or_else(|| Error::invalid(at, "array without items"))?;
         let items = resolve_boxed(spec, items).map_err(|e| Error::invalid(at, e))?;
         let item_ty = match &items.schema_kind {
             SchemaKind::Type(Type::Array(_) | Type::Object(_)) => {
@@ -152,11 +139,7 @@ fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Resu
 
 /// Rules of a non-array value (or of one array item); for an array, only what precedes the counts.
 fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<Rule>, Error> {
-    let custom = schema
-        .schema_data
-        .extensions
-        .get("x-validation-message")
-        .and_then(|v| v.as_str());
+    let custom = schema.schema_data.extensions.get("x-validation-message").and_then(|v| v.as_str());
     let mut rules = Vec::new();
     let mut has_enum = false;
     match ty {
@@ -213,10 +196,7 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
                 || i.exclusive_minimum
                 || i.exclusive_maximum
             {
-                return Err(Error::unsupported(
-                    at,
-                    "integer enum, multipleOf or exclusive bounds",
-                ));
+                return Err(Error::unsupported(at, "integer enum, multipleOf or exclusive bounds"));
             }
             if let Some(n) = i.minimum {
                 rules.push(Rule {

@@ -8,10 +8,7 @@ const SPEC: &str = include_str!("../../openapi.yaml");
 /// The `validate` module of the generated server code.
 fn validators(server: &str) -> &str {
     let start = server.find("pub mod validate {").expect("validate module");
-    let end = server[start..]
-        .find("\npub trait Api")
-        .expect("Api trait after validate")
-        + start;
+    let end = server[start..].find("\npub trait Api").expect("Api trait after validate") + start;
     &server[start..end]
 }
 
@@ -30,10 +27,7 @@ fn the_checked_in_spec_generates() {
         "update_user_webhook",
         "delete_user_webhook",
     ] {
-        assert!(
-            generated.server.contains(&format!("fn {operation}(")),
-            "{operation} missing from the trait"
-        );
+        assert!(generated.server.contains(&format!("fn {operation}(")), "{operation} missing from the trait");
         assert!(
             generated.client.contains(&format!("pub async fn {operation}")),
             "{operation} missing from the client"
@@ -90,10 +84,7 @@ fn unsupported_constructs_are_build_errors_that_name_the_place() {
         "format: https-url\n          x-validation-message",
         "pattern: '^https'\n          format: https-url\n          x-validation-message",
     ));
-    assert!(
-        pattern.contains("CreateUserWebhookRequest.url") && pattern.contains("pattern"),
-        "{pattern}"
-    );
+    assert!(pattern.contains("CreateUserWebhookRequest.url") && pattern.contains("pattern"), "{pattern}");
 
     let unknown_format = unsupported(&with("format: https-url", "format: ftp-url"));
     assert!(unknown_format.contains("ftp-url"), "{unknown_format}");
@@ -102,19 +93,13 @@ fn unsupported_constructs_are_build_errors_that_name_the_place() {
         "      parameters:\n        - $ref: '#/components/parameters/WebhookId'\n      tags: [User Webhooks]\n      summary: Get User Webhook",
         "      parameters:\n        - $ref: '#/components/parameters/WebhookId'\n        - name: X-Trace\n          in: header\n          schema: {type: string}\n      tags: [User Webhooks]\n      summary: Get User Webhook",
     ));
-    assert!(
-        header.contains("getUserWebhook") && header.contains("header"),
-        "{header}"
-    );
+    assert!(header.contains("getUserWebhook") && header.contains("header"), "{header}");
 
     let no_401 = unsupported(&with(
         "      responses:\n        '200':\n          description: The caller's webhooks.\n          content:\n            application/json:\n              schema:\n                $ref: '#/components/schemas/ListUserWebhooksResponse'\n        '401':\n          $ref: '#/components/responses/Unauthorized'\n",
         "      responses:\n        '200':\n          description: The caller's webhooks.\n          content:\n            application/json:\n              schema:\n                $ref: '#/components/schemas/ListUserWebhooksResponse'\n",
     ));
-    assert!(
-        no_401.contains("listUserWebhooks") && no_401.contains("401"),
-        "{no_401}"
-    );
+    assert!(no_401.contains("listUserWebhooks") && no_401.contains("401"), "{no_401}");
 
     let v31 = generate(&SPEC.replacen("openapi: 3.0.3", "openapi: 3.1.0", 1));
     assert!(matches!(v31, Err(Error::Unsupported { .. })));

@@ -27,10 +27,7 @@ pub struct WebhooksApi {
 
 impl From<Principal> for Owner {
     fn from(p: Principal) -> Self {
-        Owner {
-            client_id: p.client_id,
-            user_id: p.user_id,
-        }
+        Owner { client_id: p.client_id, user_id: p.user_id }
     }
 }
 
@@ -41,18 +38,9 @@ fn to_contract(w: Webhook) -> Result<types::UserWebhook, Internal> {
         .map(|e| e.parse::<types::UserWebhookEvent>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
-            Internal(crate::store::StoreError::Corrupt {
-                id: w.id.clone(),
-                reason: e.to_string(),
-            })
+            Internal(crate::store::StoreError::Corrupt { id: w.id.clone(), reason: e.to_string() })
         })?;
-    Ok(types::UserWebhook {
-        id: w.id,
-        url: w.url,
-        events,
-        client_id: w.client_id,
-        secrets: w.secrets,
-    })
+    Ok(types::UserWebhook { id: w.id, url: w.url, events, client_id: w.client_id, secrets: w.secrets })
 }
 
 fn event_names(events: &[types::UserWebhookEvent]) -> Vec<String> {
@@ -89,17 +77,11 @@ impl Api for WebhooksApi {
             Some(secrets) if !secrets.is_empty() => secrets,
             _ => vec![generate_secret()],
         };
-        let new = NewWebhook {
-            url: body.url,
-            events: event_names(&body.events),
-            secrets,
-        };
+        let new = NewWebhook { url: body.url, events: event_names(&body.events), secrets };
         let webhook = self.store.create(&principal.into(), new).await?;
-        Ok(responses::CreateUserWebhook::Created(
-            types::CreateUserWebhookResponse {
-                data: to_contract(webhook)?,
-            },
-        ))
+        Ok(responses::CreateUserWebhook::Created(types::CreateUserWebhookResponse {
+            data: to_contract(webhook)?,
+        }))
     }
 
     async fn list_user_webhooks(
@@ -108,9 +90,7 @@ impl Api for WebhooksApi {
     ) -> Result<responses::ListUserWebhooks, Internal> {
         let webhooks = self.store.list(&principal.into()).await?;
         let data = webhooks.into_iter().map(to_contract).collect::<Result<_, _>>()?;
-        Ok(responses::ListUserWebhooks::Ok(types::ListUserWebhooksResponse {
-            data,
-        }))
+        Ok(responses::ListUserWebhooks::Ok(types::ListUserWebhooksResponse { data }))
     }
 
     async fn get_user_webhook(
@@ -119,9 +99,7 @@ impl Api for WebhooksApi {
         webhook_id: String,
     ) -> Result<responses::GetUserWebhook, Internal> {
         Ok(match self.store.get(&principal.into(), &webhook_id).await? {
-            Some(w) => responses::GetUserWebhook::Ok(types::GetUserWebhookResponse {
-                data: to_contract(w)?,
-            }),
+            Some(w) => responses::GetUserWebhook::Ok(types::GetUserWebhookResponse { data: to_contract(w)? }),
             None => responses::GetUserWebhook::NotFound(error::webhook_not_found()),
         })
     }
@@ -137,14 +115,12 @@ impl Api for WebhooksApi {
             events: event_names(&body.events),
             secrets: body.secrets.filter(|s| !s.is_empty()),
         };
-        Ok(
-            match self.store.update(&principal.into(), &webhook_id, update).await? {
-                Some(w) => responses::UpdateUserWebhook::Ok(types::UpdateUserWebhookResponse {
-                    data: to_contract(w)?,
-                }),
-                None => responses::UpdateUserWebhook::NotFound(error::webhook_not_found()),
-            },
-        )
+        Ok(match self.store.update(&principal.into(), &webhook_id, update).await? {
+            Some(w) => {
+                responses::UpdateUserWebhook::Ok(types::UpdateUserWebhookResponse { data: to_contract(w)? })
+            }
+            None => responses::UpdateUserWebhook::NotFound(error::webhook_not_found()),
+        })
     }
 
     async fn publish_event(
@@ -217,9 +193,7 @@ impl Api for WebhooksApi {
         };
         let entries = self.store.search_logs(&log_query).await?;
         let data = entries.into_iter().map(log_entry).collect::<Result<_, _>>()?;
-        Ok(responses::SearchWebhookLogs::Ok(
-            types::SearchWebhookLogsResponse { data },
-        ))
+        Ok(responses::SearchWebhookLogs::Ok(types::SearchWebhookLogsResponse { data }))
     }
 
     async fn delete_user_webhook(
@@ -261,11 +235,7 @@ fn parse_instant(text: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.timestamp_millis());
     }
-    for format in [
-        "%Y-%m-%dT%H:%M%#z",
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-    ] {
+    for format in ["%Y-%m-%dT%H:%M%#z", "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
         if let Ok(t) = DateTime::parse_from_str(text, format) {
             return Some(t.timestamp_millis());
         }
@@ -288,16 +258,9 @@ fn rfc3339(ms: i64) -> String {
 }
 
 fn log_entry(entry: LogEntry) -> Result<types::WebhookLog, Internal> {
-    let corrupt = |reason: String| {
-        Internal(crate::store::StoreError::Corrupt {
-            id: entry.id.clone(),
-            reason,
-        })
-    };
-    let event_type = entry
-        .event_type
-        .parse::<types::UserEventType>()
-        .map_err(|e| corrupt(e.to_string()))?;
+    let corrupt =
+        |reason: String| Internal(crate::store::StoreError::Corrupt { id: entry.id.clone(), reason });
+    let event_type = entry.event_type.parse::<types::UserEventType>().map_err(|e| corrupt(e.to_string()))?;
     let request_payload = match &entry.request_payload {
         Value::Object(map) => map.clone(),
         _ => return Err(corrupt("stored body is not an object".into())),
@@ -319,10 +282,7 @@ fn log_entry(entry: LogEntry) -> Result<types::WebhookLog, Internal> {
         event_type,
         request_payload,
         response_status: first.as_ref().and_then(|a| a.status_code),
-        response_body: first
-            .as_ref()
-            .map(|a| a.response_body.clone())
-            .unwrap_or_default(),
+        response_body: first.as_ref().map(|a| a.response_body.clone()).unwrap_or_default(),
         url: first.map(|a| a.url).unwrap_or(entry.url),
         retries,
         status: if entry.status == "success" {

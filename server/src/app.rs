@@ -34,11 +34,7 @@ fn spec_json() -> anyhow::Result<serde_json::Value> {
 pub fn router(api: Arc<WebhooksApi>) -> anyhow::Result<Router> {
     let docs = SwaggerUi::new("/docs")
         .external_url_unchecked(SPEC_JSON_PATH, spec_json()?)
-        .config(
-            Config::from(SPEC_JSON_PATH)
-                .try_it_out_enabled(true)
-                .persist_authorization(true),
-        );
+        .config(Config::from(SPEC_JSON_PATH).try_it_out_enabled(true).persist_authorization(true));
     let contract = webhooks::server::router(api);
     Ok(Router::new()
         .route(SPEC_YAML_PATH, get(spec_yaml))
@@ -49,12 +45,7 @@ pub fn router(api: Arc<WebhooksApi>) -> anyhow::Result<Router> {
 }
 
 async fn spec_yaml() -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/yaml")],
-        webhooks::OPENAPI_YAML,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/yaml")], webhooks::OPENAPI_YAML).into_response()
 }
 
 /// Everything a running server holds.
@@ -101,17 +92,8 @@ impl App {
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);
         let waker = settings.run_worker.then(|| worker.waker());
-        let api = Arc::new(WebhooksApi {
-            store,
-            auth,
-            body_limit: settings.body_limit,
-            waker,
-        });
-        Ok(Self {
-            api,
-            worker,
-            settings,
-        })
+        let api = Arc::new(WebhooksApi { store, auth, body_limit: settings.body_limit, waker });
+        Ok(Self { api, worker, settings })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish.
@@ -122,13 +104,8 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = router(self.api.clone())?;
         let (stop_worker, worker_stopped) = watch::channel(false);
-        let worker = self
-            .settings
-            .run_worker
-            .then(|| tokio::spawn(self.worker.clone().run(worker_stopped)));
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(worker_stopped)));
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         // Requests are done; let the worker finish (and record) the deliveries in flight.
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {

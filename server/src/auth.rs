@@ -84,18 +84,12 @@ impl Authenticator {
         if claims.sub.is_empty() || client_id.is_empty() {
             return Err(Rejection::Unauthorized);
         }
-        let role_allowed = claims
-            .role
-            .as_ref()
-            .is_some_and(|r| self.allowed_roles.contains(r));
+        let role_allowed = claims.role.as_ref().is_some_and(|r| self.allowed_roles.contains(r));
         let scopes: Vec<&str> = claims.scope.split_ascii_whitespace().collect();
         if !role_allowed || !required_scopes.iter().all(|s| scopes.contains(s)) {
             return Err(Rejection::Forbidden);
         }
-        Ok(Principal {
-            client_id,
-            user_id: claims.sub,
-        })
+        Ok(Principal { client_id, user_id: claims.sub })
     }
 
     fn verify(&self, token: &str) -> Option<Claims> {
@@ -133,9 +127,7 @@ impl Authenticator {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .ok()
-            .map(|data| data.claims)
+        jsonwebtoken::decode::<Claims>(token, key, &validation).ok().map(|data| data.claims)
     }
 
     /// Mints an HS256 token this server accepts (the `token` command).
@@ -150,10 +142,7 @@ impl Authenticator {
         let Some((key, _)) = &self.hs256 else {
             bail!("this server only accepts tokens from its JWKS; set --jwt-secret to mint local tokens");
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .context("clock before 1970")?
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).context("clock before 1970")?.as_secs();
         let claims = Claims {
             sub: sub.to_owned(),
             azp: Some(client_id.to_owned()),
@@ -165,11 +154,7 @@ impl Authenticator {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            key,
-        )?)
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)?)
     }
 }
 
@@ -221,36 +206,18 @@ mod tests {
     fn minted_tokens_verify_and_carry_the_principal() {
         let dir = tempfile::tempdir().unwrap();
         let auth = authenticator(dir.path());
-        let token = auth
-            .mint(
-                "client-1",
-                "user-1",
-                "FACILITY_USER",
-                &[],
-                Duration::from_secs(60),
-            )
-            .unwrap();
+        let token = auth.mint("client-1", "user-1", "FACILITY_USER", &[], Duration::from_secs(60)).unwrap();
         let principal = auth.authorize(&headers(&format!("bEaReR {token}")), &[]).unwrap();
-        assert_eq!(
-            principal,
-            Principal {
-                client_id: "client-1".into(),
-                user_id: "user-1".into()
-            }
-        );
+        assert_eq!(principal, Principal { client_id: "client-1".into(), user_id: "user-1".into() });
         // A second authenticator on the same data dir shares the generated key.
-        assert!(authenticator(dir.path())
-            .authorize(&headers(&format!("Bearer {token}")), &[])
-            .is_ok());
+        assert!(authenticator(dir.path()).authorize(&headers(&format!("Bearer {token}")), &[]).is_ok());
     }
 
     #[test]
     fn bad_tokens_are_401_and_missing_rights_403() {
         let dir = tempfile::tempdir().unwrap();
         let auth = authenticator(dir.path());
-        let token = auth
-            .mint("c", "u", "FACILITY_USER", &[], Duration::from_secs(60))
-            .unwrap();
+        let token = auth.mint("c", "u", "FACILITY_USER", &[], Duration::from_secs(60)).unwrap();
         for value in [
             String::new(),
             token.clone(),
@@ -258,42 +225,22 @@ mod tests {
             "Bearer x.y.z".into(),
             format!("Basic {token}"),
         ] {
-            assert_eq!(
-                auth.authorize(&headers(&value), &[]),
-                Err(Rejection::Unauthorized),
-                "{value}"
-            );
+            assert_eq!(auth.authorize(&headers(&value), &[]), Err(Rejection::Unauthorized), "{value}");
         }
         let other = authenticator(tempfile::tempdir().unwrap().path())
             .mint("c", "u", "FACILITY_USER", &[], Duration::from_secs(60))
             .unwrap();
-        assert_eq!(
-            auth.authorize(&headers(&format!("Bearer {other}")), &[]),
-            Err(Rejection::Unauthorized)
-        );
+        assert_eq!(auth.authorize(&headers(&format!("Bearer {other}")), &[]), Err(Rejection::Unauthorized));
 
-        let nurse = auth
-            .mint("c", "u", "NURSE_USER", &[], Duration::from_secs(60))
-            .unwrap();
-        assert_eq!(
-            auth.authorize(&headers(&format!("Bearer {nurse}")), &[]),
-            Err(Rejection::Forbidden)
-        );
+        let nurse = auth.mint("c", "u", "NURSE_USER", &[], Duration::from_secs(60)).unwrap();
+        assert_eq!(auth.authorize(&headers(&format!("Bearer {nurse}")), &[]), Err(Rejection::Forbidden));
         assert_eq!(
             auth.authorize(&headers(&format!("Bearer {token}")), &["events:publish"]),
             Err(Rejection::Forbidden)
         );
         let publisher = auth
-            .mint(
-                "c",
-                "u",
-                "FACILITY_USER",
-                &["events:publish".into()],
-                Duration::from_secs(60),
-            )
+            .mint("c", "u", "FACILITY_USER", &["events:publish".into()], Duration::from_secs(60))
             .unwrap();
-        assert!(auth
-            .authorize(&headers(&format!("Bearer {publisher}")), &["events:publish"])
-            .is_ok());
+        assert!(auth.authorize(&headers(&format!("Bearer {publisher}")), &["events:publish"]).is_ok());
     }
 }

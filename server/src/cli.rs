@@ -26,13 +26,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Token(args) => {
             let auth = Authenticator::from_settings(&settings)?;
-            let token = auth.mint(
-                &args.client_id,
-                &args.sub,
-                &args.role,
-                &args.scopes,
-                args.ttl.into(),
-            )?;
+            let token = auth.mint(&args.client_id, &args.sub, &args.role, &args.scopes, args.ttl.into())?;
             println!("{token}");
             Ok(())
         }
@@ -53,26 +47,17 @@ pub async fn main() -> anyhow::Result<()> {
 }
 
 async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
-    let event_type: UserEventType = args
-        .event_type
-        .parse()
-        .map_err(|_| anyhow::anyhow!("unknown event type {:?}", args.event_type))?;
+    let event_type: UserEventType =
+        args.event_type.parse().map_err(|_| anyhow::anyhow!("unknown event type {:?}", args.event_type))?;
     let data: serde_json::Value = serde_json::from_str(&args.data).context("--data is not JSON")?;
-    let serde_json::Value::Object(data) = data else {
-        bail!("--data must be a JSON object")
-    };
+    let serde_json::Value::Object(data) = data else { bail!("--data must be a JSON object") };
     let errors = data_errors(event_type, &data);
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }
     let store = open_store(&settings).await?;
     let published = store
-        .publish(NewEvent {
-            id: args.id,
-            event_type: event_type.to_string(),
-            user_id: args.user,
-            data,
-        })
+        .publish(NewEvent { id: args.id, event_type: event_type.to_string(), user_id: args.user, data })
         .await?;
     store.close().await;
     println!(
@@ -84,9 +69,7 @@ async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -95,9 +78,8 @@ fn init_logging(format: LogFormat) {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     init_logging(settings.log_format);
-    let listener = TcpListener::bind(settings.bind)
-        .await
-        .with_context(|| format!("binding {}", settings.bind))?;
+    let listener =
+        TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let addr: SocketAddr = listener.local_addr()?;
     let data_dir = settings.data_dir.display().to_string();
     let app = App::build(settings).await?;

@@ -121,12 +121,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_TARGETS", global = true)]
     pub allow_private_targets: bool,
     /// Networks deliveries may reach although not public, comma separated CIDRs.
-    #[arg(
-        long = "allow-target",
-        env = "WEBHOOKS_ALLOWED_TARGETS",
-        global = true,
-        value_delimiter = ','
-    )]
+    #[arg(long = "allow-target", env = "WEBHOOKS_ALLOWED_TARGETS", global = true, value_delimiter = ',')]
     pub allowed_targets: Option<Vec<ipnet::IpNet>>,
     /// Do not run the delivery worker inside `serve`.
     #[arg(long, env = "WEBHOOKS_NO_WORKER", global = true)]
@@ -205,27 +200,19 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        let data_dir = args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database_url = args
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("webhooks.db").display()));
-        let allowed_roles = args
-            .allowed_roles
-            .or(file.allowed_roles)
-            .unwrap_or_else(|| vec!["FACILITY_USER".to_owned()]);
+        let allowed_roles =
+            args.allowed_roles.or(file.allowed_roles).unwrap_or_else(|| vec!["FACILITY_USER".to_owned()]);
         if allowed_roles.is_empty() {
             bail!("allowed_roles is empty: nobody could use the API");
         }
         let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
         let retry_schedule = parse_schedule(
-            args.retry_schedule
-                .or(file.retry_schedule)
-                .as_deref()
-                .unwrap_or(DEFAULT_RETRY_SCHEDULE),
+            args.retry_schedule.or(file.retry_schedule).as_deref().unwrap_or(DEFAULT_RETRY_SCHEDULE),
         )?;
         let duration = |flag: Option<humantime::Duration>,
                         file: Option<String>,
@@ -236,19 +223,12 @@ impl Settings {
                 .with_context(|| format!("{name} is not a duration")),
         };
         let delivery_lease = duration(args.delivery_lease, file.delivery_lease, "60s", "delivery_lease")?;
-        let delivery_timeout = duration(
-            args.delivery_timeout,
-            file.delivery_timeout,
-            "15s",
-            "delivery_timeout",
-        )?;
+        let delivery_timeout =
+            duration(args.delivery_timeout, file.delivery_timeout, "15s", "delivery_timeout")?;
         if delivery_lease <= delivery_timeout {
             bail!("delivery_lease ({delivery_lease:?}) must exceed delivery_timeout ({delivery_timeout:?}), or deliveries in flight would be claimed twice");
         }
-        let delivery_concurrency = args
-            .delivery_concurrency
-            .or(file.delivery_concurrency)
-            .unwrap_or(64);
+        let delivery_concurrency = args.delivery_concurrency.or(file.delivery_concurrency).unwrap_or(64);
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
         }
@@ -280,10 +260,7 @@ impl Settings {
 
     /// Settings for a server in `data_dir` with every other value at its default.
     pub fn for_data_dir(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::load(SettingsArgs {
-            data_dir: Some(data_dir.to_owned()),
-            ..Default::default()
-        })
+        Self::load(SettingsArgs { data_dir: Some(data_dir.to_owned()), ..Default::default() })
     }
 }
 
@@ -334,10 +311,7 @@ mod tests {
         assert_eq!(defaults.allowed_roles, ["FACILITY_USER"]);
         let minutes = |m: u64| Duration::from_secs(60 * m);
         assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
-        assert_eq!(
-            parse_schedule("10ms, 20ms,30ms").unwrap(),
-            [10, 20, 30].map(Duration::from_millis)
-        );
+        assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
     }
 
@@ -346,11 +320,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "bnid = \"127.0.0.1:9000\"\n").unwrap();
-        let err = Settings::load(SettingsArgs {
-            config: Some(file),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = Settings::load(SettingsArgs { config: Some(file), ..Default::default() }).unwrap_err();
         assert!(format!("{err:#}").contains("bnid"), "{err:#}");
     }
 }

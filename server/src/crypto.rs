@@ -22,9 +22,7 @@ pub struct SecretBox {
 impl SecretBox {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let key = match &settings.secrets_key {
-            Some(text) => STANDARD
-                .decode(text.trim())
-                .context("secrets_key is not base64")?,
+            Some(text) => STANDARD.decode(text.trim()).context("secrets_key is not base64")?,
             None => keys::load_or_create(&settings.data_dir, KEY_FILE, 32)?,
         };
         Self::new(&key)
@@ -34,9 +32,7 @@ impl SecretBox {
         if key.len() != 32 {
             bail!("the secrets key must be 32 bytes, not {}", key.len());
         }
-        Ok(Self {
-            cipher: XChaCha20Poly1305::new_from_slice(key).map_err(|e| anyhow!("{e}"))?,
-        })
+        Ok(Self { cipher: XChaCha20Poly1305::new_from_slice(key).map_err(|e| anyhow!("{e}"))? })
     }
 
     /// `nonce || ciphertext` of `plaintext`, bound to `aad`.

@@ -23,73 +23,44 @@ struct GenericError<'a> {
 }
 
 fn generic(status: StatusCode, message: &str, error: Option<&str>) -> Response {
-    (
-        status,
-        Json(GenericError {
-            message,
-            error,
-            status_code: status.as_u16(),
-        }),
-    )
-        .into_response()
+    (status, Json(GenericError { message, error, status_code: status.as_u16() })).into_response()
 }
 
 pub fn unauthorized() -> UnauthorizedError {
-    UnauthorizedError {
-        message: "Unauthorized".into(),
-        status_code: 401,
-    }
+    UnauthorizedError { message: "Unauthorized".into(), status_code: 401 }
 }
 
 pub fn forbidden() -> ForbiddenError {
-    ForbiddenError {
-        message: "Forbidden Resource".into(),
-        error: "Forbidden".into(),
-        status_code: 403,
-    }
+    ForbiddenError { message: "Forbidden Resource".into(), error: "Forbidden".into(), status_code: 403 }
 }
 
 pub fn webhook_not_found() -> NotFoundError {
-    NotFoundError {
-        message: "Webhook not found".into(),
-        error: "Not Found".into(),
-        status_code: 404,
-    }
+    NotFoundError { message: "Webhook not found".into(), error: "Not Found".into(), status_code: 404 }
 }
 
 pub fn bad_request(message: BadRequestErrorMessage) -> BadRequestError {
-    BadRequestError {
-        message,
-        error: "Bad Request".into(),
-        status_code: 400,
-    }
+    BadRequestError { message, error: "Bad Request".into(), status_code: 400 }
 }
 
 /// Renders what the generated layer turned away.
 pub fn reject(rejection: Rejection) -> Response {
     match rejection {
-        Rejection::NoRoute { method, path } => generic(
-            StatusCode::NOT_FOUND,
-            &format!("Cannot {method} {path}"),
-            Some("Not Found"),
-        ),
-        Rejection::PayloadTooLarge => generic(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request entity too large",
-            Some("Payload Too Large"),
-        ),
+        Rejection::NoRoute { method, path } => {
+            generic(StatusCode::NOT_FOUND, &format!("Cannot {method} {path}"), Some("Not Found"))
+        }
+        Rejection::PayloadTooLarge => {
+            generic(StatusCode::PAYLOAD_TOO_LARGE, "request entity too large", Some("Payload Too Large"))
+        }
         Rejection::Unauthorized => (StatusCode::UNAUTHORIZED, Json(unauthorized())).into_response(),
         Rejection::Forbidden => (StatusCode::FORBIDDEN, Json(forbidden())).into_response(),
-        Rejection::Validation(messages) => (
-            StatusCode::BAD_REQUEST,
-            Json(bad_request(BadRequestErrorMessage::Array(messages))),
-        )
-            .into_response(),
-        Rejection::Malformed(message) => (
-            StatusCode::BAD_REQUEST,
-            Json(bad_request(BadRequestErrorMessage::String(message))),
-        )
-            .into_response(),
+        Rejection::Validation(messages) => {
+            (StatusCode::BAD_REQUEST, Json(bad_request(BadRequestErrorMessage::Array(messages))))
+                .into_response()
+        }
+        Rejection::Malformed(message) => {
+            (StatusCode::BAD_REQUEST, Json(bad_request(BadRequestErrorMessage::String(message))))
+                .into_response()
+        }
     }
 }
 

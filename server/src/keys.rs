@@ -13,9 +13,7 @@ use rand::RngCore;
 pub fn load_or_create(data_dir: &Path, name: &str, len: usize) -> anyhow::Result<Vec<u8>> {
     let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
-        Ok(text) => STANDARD
-            .decode(text.trim())
-            .with_context(|| format!("{} is not base64", path.display())),
+        Ok(text) => STANDARD.decode(text.trim()).with_context(|| format!("{} is not base64", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
             let mut key = vec![0u8; len];

@@ -11,9 +11,7 @@ use super::Rejection;
 
 /// Reads the whole body, refusing more than `limit` bytes (413 precedes authentication).
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, Rejection> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| Rejection::PayloadTooLarge)
+    axum::body::to_bytes(body, limit).await.map_err(|_| Rejection::PayloadTooLarge)
 }
 
 /// Whether the request declares a JSON body (`application/json`, any parameters).
@@ -45,15 +43,8 @@ pub fn json(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, Rejection> {
 
 /// body-parser's strict mode refuses scalars at the first character, as `JSON.parse` words it.
 fn scalar_message(text: &[u8]) -> String {
-    let first = String::from_utf8_lossy(text)
-        .trim_start()
-        .chars()
-        .next()
-        .unwrap_or(' ');
-    format!(
-        "Unexpected token '{first}', \"{}\" is not valid JSON",
-        String::from_utf8_lossy(text).trim()
-    )
+    let first = String::from_utf8_lossy(text).trim_start().chars().next().unwrap_or(' ');
+    format!("Unexpected token '{first}', \"{}\" is not valid JSON", String::from_utf8_lossy(text).trim())
 }
 
 /// A `JSON.parse`-style message: what was expected, at which character position.
@@ -88,9 +79,7 @@ fn position(text: &[u8], line: usize, column: usize) -> usize {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -100,10 +89,7 @@ mod tests {
 
     fn json_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         h
     }
 
@@ -112,18 +98,9 @@ mod tests {
         let h = json_headers();
         assert_eq!(json(&h, b"").unwrap(), serde_json::json!({}));
         assert_eq!(json(&h, b"[1,2]").unwrap(), serde_json::json!({}));
-        assert_eq!(
-            json(&h, b"\xEF\xBB\xBF{\"a\":1}").unwrap(),
-            serde_json::json!({"a": 1})
-        );
-        assert_eq!(
-            json(&h, br#"{"a":1,"a":2}"#).unwrap(),
-            serde_json::json!({"a": 2})
-        );
-        assert_eq!(
-            json(&HeaderMap::new(), br#"{"a":1}"#).unwrap(),
-            serde_json::json!({})
-        );
+        assert_eq!(json(&h, b"\xEF\xBB\xBF{\"a\":1}").unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(json(&h, br#"{"a":1,"a":2}"#).unwrap(), serde_json::json!({"a": 2}));
+        assert_eq!(json(&HeaderMap::new(), br#"{"a":1}"#).unwrap(), serde_json::json!({}));
         assert!(matches!(json(&h, b"5"), Err(Rejection::Malformed(_))));
         assert!(matches!(json(&h, b"\"x\""), Err(Rejection::Malformed(_))));
     }
@@ -133,19 +110,12 @@ mod tests {
         let h = json_headers();
         assert_eq!(
             json(&h, b"{'url':'https://example.com'}"),
-            Err(Rejection::Malformed(
-                "Expected property name or '}' in JSON at position 1".into()
-            ))
+            Err(Rejection::Malformed("Expected property name or '}' in JSON at position 1".into()))
         );
         assert_eq!(
             json(&h, br#"{"url":"https://example.com/webhook","events":["all"],}"#),
-            Err(Rejection::Malformed(
-                "Expected double-quoted property name in JSON at position 54".into()
-            ))
+            Err(Rejection::Malformed("Expected double-quoted property name in JSON at position 54".into()))
         );
-        assert_eq!(
-            json(&h, b"{\"a\":"),
-            Err(Rejection::Malformed("Unexpected end of JSON input".into()))
-        );
+        assert_eq!(json(&h, b"{\"a\":"), Err(Rejection::Malformed("Unexpected end of JSON input".into())));
     }
 }

@@ -61,11 +61,8 @@ const DEFAULT_URL_OPTIONS: UrlOptions = UrlOptions {
 };
 
 /// The options of `@IsUrl({ protocols: ['https'], require_protocol: true })`.
-const HTTPS_URL_OPTIONS: UrlOptions = UrlOptions {
-    protocols: &["https"],
-    require_protocol: true,
-    ..DEFAULT_URL_OPTIONS
-};
+const HTTPS_URL_OPTIONS: UrlOptions =
+    UrlOptions { protocols: &["https"], require_protocol: true, ..DEFAULT_URL_OPTIONS };
 
 /// What isFQDN sees: isURL hands it its own merged options object, and
 /// `merge` fills the keys isURL does not know from `default_fqdn_options`.
@@ -131,9 +128,8 @@ fn is_url(url: &[u16], options: &UrlOptions) -> bool {
             if let Some(at_position) = index_of(before_slash, '@') {
                 let before_at = &before_slash[..at_position];
                 let is_valid_auth = before_at.iter().all(|&c| is_auth_char(c));
-                let has_encoded_content = before_at
-                    .windows(3)
-                    .any(|w| w[0] == u('%') && is_hex_digit(w[1]) && is_hex_digit(w[2]));
+                let has_encoded_content =
+                    before_at.windows(3).any(|w| w[0] == u('%') && is_hex_digit(w[1]) && is_hex_digit(w[2]));
                 // Plain credentials are not a scheme; anything else before the
                 // '@' (e.g. `javascript:alert();@host`) is treated as one, so
                 // it meets the protocol allow-list below.
@@ -147,10 +143,7 @@ fn is_url(url: &[u16], options: &UrlOptions) -> bool {
             had_explicit_protocol = true;
             let protocol = &url[..match_len - 1];
             if options.require_valid_protocol
-                && !options
-                    .protocols
-                    .iter()
-                    .any(|p| eq_ignore_ascii_case(protocol, p))
+                && !options.protocols.iter().any(|p| eq_ignore_ascii_case(protocol, p))
             {
                 return false;
             }
@@ -291,10 +284,9 @@ fn match_wrapped_ipv6(hostname: &[u16]) -> Option<(&[u16], Option<&[u16]>)> {
 /// `parseInt(port_str, 10)` for an all-digit string, saturating: any value
 /// above 65535 is rejected alike, however large.
 fn parse_port(digits: &[u16]) -> u32 {
-    digits.iter().fold(0u32, |acc, &c| {
-        acc.saturating_mul(10)
-            .saturating_add(u32::from(c.saturating_sub(u('0'))))
-    })
+    digits
+        .iter()
+        .fold(0u32, |acc, &c| acc.saturating_mul(10).saturating_add(u32::from(c.saturating_sub(u('0')))))
 }
 
 fn is_fqdn(str: &[u16], options: &FqdnOptions) -> bool {
@@ -353,9 +345,7 @@ fn is_tld(tld: &[u16]) -> bool {
     let punycode_tld = tld.len() >= 4
         && (tld[0] == u('x') || tld[0] == u('X'))
         && (tld[1] == u('n') || tld[1] == u('N'))
-        && tld[2..]
-            .iter()
-            .all(|&c| is_ascii_alpha(c) || is_ascii_digit(c) || c == u('-'));
+        && tld[2..].iter().all(|&c| is_ascii_alpha(c) || is_ascii_digit(c) || c == u('-'));
     unicode_tld || punycode_tld
 }
 
@@ -389,35 +379,17 @@ fn ipv4_segment_format() -> Pattern {
     use Pattern::{Alt, Class, Lit, Seq};
     Alt(vec![
         Class(is_ascii_digit),
-        Seq(vec![
-            Class(|c| (u('1')..=u('9')).contains(&c)),
-            Class(is_ascii_digit),
-        ]),
+        Seq(vec![Class(|c| (u('1')..=u('9')).contains(&c)), Class(is_ascii_digit)]),
         Seq(vec![Lit(u('1')), Class(is_ascii_digit), Class(is_ascii_digit)]),
-        Seq(vec![
-            Lit(u('2')),
-            Class(|c| (u('0')..=u('4')).contains(&c)),
-            Class(is_ascii_digit),
-        ]),
-        Seq(vec![
-            Lit(u('2')),
-            Lit(u('5')),
-            Class(|c| (u('0')..=u('5')).contains(&c)),
-        ]),
+        Seq(vec![Lit(u('2')), Class(|c| (u('0')..=u('4')).contains(&c)), Class(is_ascii_digit)]),
+        Seq(vec![Lit(u('2')), Lit(u('5')), Class(|c| (u('0')..=u('5')).contains(&c))]),
     ])
 }
 
 /// `IPv4AddressFormat`: `(seg[.]){3}seg`.
 fn ipv4_address_format() -> Pattern {
     use Pattern::{Lit, Rep, Seq};
-    Seq(vec![
-        Rep(
-            Box::new(Seq(vec![ipv4_segment_format(), Lit(u('.'))])),
-            3,
-            Some(3),
-        ),
-        ipv4_segment_format(),
-    ])
+    Seq(vec![Rep(Box::new(Seq(vec![ipv4_segment_format(), Lit(u('.'))])), 3, Some(3)), ipv4_segment_format()])
 }
 
 /// `IPv6AddressRegExp`, rebuilt alternative by alternative from isIP.js so
@@ -437,14 +409,8 @@ fn ipv6_address_regexp() -> Pattern {
     let rest = |k: usize, m: usize| Alt(vec![Seq(vec![tail(0, k), colon(), v4()]), tail(1, m), colon()]);
     let address = Alt(vec![
         Seq(vec![head(7), Alt(vec![v6seg(), colon()])]),
-        Seq(vec![
-            head(6),
-            Alt(vec![v4(), Seq(vec![colon(), v6seg()]), colon()]),
-        ]),
-        Seq(vec![
-            head(5),
-            Alt(vec![Seq(vec![colon(), v4()]), tail(1, 2), colon()]),
-        ]),
+        Seq(vec![head(6), Alt(vec![v4(), Seq(vec![colon(), v6seg()]), colon()])]),
+        Seq(vec![head(5), Alt(vec![Seq(vec![colon(), v4()]), tail(1, 2), colon()])]),
         Seq(vec![head(4), rest(1, 3)]),
         Seq(vec![head(3), rest(2, 4)]),
         Seq(vec![head(2), rest(3, 5)]),
@@ -455,11 +421,7 @@ fn ipv6_address_regexp() -> Pattern {
     let zone = Rep(
         Box::new(Seq(vec![
             Lit(u('%')),
-            Rep(
-                Box::new(Class(|c| is_ascii_alpha(c) || is_ascii_digit(c) || c == u('.'))),
-                1,
-                None,
-            ),
+            Rep(Box::new(Class(|c| is_ascii_alpha(c) || is_ascii_digit(c) || c == u('.'))), 1, None),
         ])),
         0,
         Some(1),
@@ -488,19 +450,13 @@ impl Pattern {
 
     fn ends(&self, s: &[u16], starts: Vec<usize>) -> Vec<usize> {
         match self {
-            Pattern::Lit(lit) => starts
-                .into_iter()
-                .filter(|&i| s.get(i) == Some(lit))
-                .map(|i| i + 1)
-                .collect(),
-            Pattern::Class(test) => starts
-                .into_iter()
-                .filter(|&i| s.get(i).is_some_and(|&c| test(c)))
-                .map(|i| i + 1)
-                .collect(),
-            Pattern::Seq(items) => items
-                .iter()
-                .fold(starts, |positions, item| item.ends(s, positions)),
+            Pattern::Lit(lit) => {
+                starts.into_iter().filter(|&i| s.get(i) == Some(lit)).map(|i| i + 1).collect()
+            }
+            Pattern::Class(test) => {
+                starts.into_iter().filter(|&i| s.get(i).is_some_and(|&c| test(c))).map(|i| i + 1).collect()
+            }
+            Pattern::Seq(items) => items.iter().fold(starts, |positions, item| item.ends(s, positions)),
             Pattern::Alt(options) => {
                 let mut out = Vec::new();
                 for option in options {

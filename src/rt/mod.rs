@@ -13,10 +13,7 @@ pub use is_url::is_https_url;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// No route has this path, or the path has no such method.
-    NoRoute {
-        method: axum::http::Method,
-        path: String,
-    },
+    NoRoute { method: axum::http::Method, path: String },
     /// The body is larger than [`crate::server::Api::body_limit`].
     PayloadTooLarge,
     /// Missing, malformed, expired or wrongly signed credentials.

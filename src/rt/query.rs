@@ -22,16 +22,9 @@ pub fn parse(query: Option<&str>) -> Map<String, Value> {
 /// A numeric string becomes a number (an integer when it is one); anything else stays, to fail.
 pub fn to_number(query: &mut Map<String, Value>, name: &str) {
     if let Some(value) = query.get_mut(name) {
-        if let Some(n) = value
-            .as_str()
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|n| n.is_finite())
-        {
-            *value = if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                Value::from(n as i64)
-            } else {
-                Value::from(n)
-            };
+        if let Some(n) = value.as_str().and_then(|s| s.trim().parse::<f64>().ok()).filter(|n| n.is_finite()) {
+            *value =
+                if n.fract() == 0.0 && n.abs() < 9.0e15 { Value::from(n as i64) } else { Value::from(n) };
         }
     }
 }

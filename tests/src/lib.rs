@@ -1,1 +1,201 @@
-//! See the test targets.
+//! Harness shared by the end-to-end tests (see the test targets next to this crate's
+//! `Cargo.toml`): the real server on `127.0.0.1:0` with a fresh data directory (so a fresh
+//! SQLite file and fresh keys), tokens it accepts, the generated client, a raw HTTP client for
+//! byte-level checks, and the documented texts read from `openapi.yaml`.
+
+pub mod receiver;
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use webhooks_server::app::App;
+use webhooks_server::auth::Authenticator;
+use webhooks_server::config::Settings;
+
+/// The role the default configuration allows.
+pub const FACILITY_USER: &str = "FACILITY_USER";
+/// A real role the default configuration does not allow: a valid token that gets 403.
+pub const NURSE_USER: &str = "NURSE_USER";
+
+/// reqwest is built with `rustls-no-provider`: building any client (even for plain HTTP)
+/// panics unless a process-wide crypto provider is installed first.
+pub fn install_crypto_provider() {
+    // Err means another test of this process installed it already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A server running in this test's runtime; stopped when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base_url: String,
+    /// The data directory (database and generated keys); deleted on drop.
+    pub data_dir: tempfile::TempDir,
+    auth: Authenticator,
+    http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        install_crypto_provider();
+        let data_dir = tempfile::tempdir().expect("creating a temporary data dir");
+        let mut settings = Settings::for_data_dir(data_dir.path()).expect("default settings");
+        settings.bind = "127.0.0.1:0".parse().expect("socket address");
+        // Bound before `serve` starts: connections made from now on wait in the backlog,
+        // so no readiness polling is needed.
+        let listener = TcpListener::bind(settings.bind).await.expect("binding port 0");
+        let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
+        // Same settings, same data dir => the key the server verifies with.
+        let auth = Authenticator::from_settings(&settings).expect("authenticator");
+        let app = App::build(settings).await.expect("building the app");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = stopped.await;
+            };
+            // A panic here would be swallowed by the task; the test's next request fails.
+            if let Err(e) = app.serve(listener, stop).await {
+                eprintln!("server failed: {e:#}");
+            }
+        });
+        Self { base_url, data_dir, auth, http: raw_http_client(), shutdown: Some(shutdown) }
+    }
+
+    /// A token of `client_id`/`sub` with the allowed role.
+    pub fn token(&self, client_id: &str, sub: &str) -> String {
+        self.token_with_role(client_id, sub, FACILITY_USER)
+    }
+
+    pub fn token_with_role(&self, client_id: &str, sub: &str, role: &str) -> String {
+        self.auth.mint(client_id, sub, role, &[], Duration::from_secs(3600)).expect("minting a token")
+    }
+
+    /// The generated client, authenticated as `client_id`/`sub` with the allowed role.
+    pub fn client(&self, client_id: &str, sub: &str) -> webhooks_client::Client {
+        self.client_with_token(&self.token(client_id, sub))
+    }
+
+    pub fn client_with_token(&self, token: &str) -> webhooks_client::Client {
+        webhooks_client::with_token(&self.base_url, token).expect("building the client")
+    }
+
+    /// The generated client without any `Authorization` header.
+    pub fn anonymous_client(&self) -> webhooks_client::Client {
+        webhooks_client::Client::new(&self.base_url)
+    }
+
+    /// Sends exactly these headers and body bytes (`None`: no body). reqwest adds no
+    /// `Content-Type` of its own for a raw body.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> RawResponse {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("sending the request");
+        RawResponse {
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .map(|v| v.to_str().expect("ASCII content type").to_owned()),
+            body: response.bytes().await.expect("reading the body").to_vec(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A client with no default headers, for requests the generated client cannot express.
+pub fn raw_http_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("building the HTTP client")
+}
+
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("UTF-8 body")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
+    }
+}
+
+/// Status and body of an error the generated client returned. The body is re-encoded from
+/// the decoded error type: the generated error enums are untagged and pick a variant by
+/// shape, not by status, so only status and content are meaningful.
+pub async fn error_parts<E: serde::Serialize + std::fmt::Debug>(
+    error: webhooks_client::Error<E>,
+) -> (u16, serde_json::Value) {
+    match error {
+        webhooks_client::Error::ErrorResponse(response) => (
+            response.status().as_u16(),
+            serde_json::to_value(response.into_inner()).expect("re-encoding the error"),
+        ),
+        webhooks_client::Error::UnexpectedResponse(response) => {
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            panic!("undocumented response {status}: {body}")
+        }
+        other => panic!("not an error response: {other}"),
+    }
+}
+
+/// The checked-in contract; `serde_yaml::Value` keeps the key order of the file.
+pub fn spec() -> serde_yaml::Value {
+    serde_yaml::from_str(webhooks::OPENAPI_YAML).expect("openapi.yaml parses")
+}
+
+/// A named example of a reusable response in `components.responses`, exactly as the server
+/// must send it: compact JSON in the key order of the spec.
+pub fn documented_body(response: &str, example: &str) -> String {
+    let value = &spec()["components"]["responses"][response]["content"]["application/json"]["examples"]
+        [example]["value"];
+    assert!(!value.is_null(), "openapi.yaml has no example {response}/{example}");
+    serde_json::to_string(value).expect("example converts to JSON")
+}
+
+/// The documented 401 body.
+pub fn unauthorized_body() -> String {
+    documented_body("Unauthorized", "ExampleFromSchema")
+}
+
+/// The documented 403 body.
+pub fn forbidden_body() -> String {
+    documented_body("Forbidden", "ExampleFromSchema")
+}
+
+/// The documented 404 body for an unknown webhook.
+pub fn not_found_body() -> String {
+    documented_body("NotFound", "ExampleFromSchema")
+}
+
+/// Parses a documented body, for comparisons with what the generated client decoded.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).expect("JSON")
+}

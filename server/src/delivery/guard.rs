@@ -34,11 +34,7 @@ fn v4_in(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
 }
 
 fn v6_in(ip: Ipv6Addr, net: [u16; 8], prefix: u32) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u128::MAX << (128 - prefix)
-    };
+    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
     (u128::from(ip) & mask) == (u128::from(Ipv6Addr::from(net)) & mask)
 }
 
@@ -156,17 +152,9 @@ mod tests {
         ] {
             assert!(is_global(ip(s)), "{s} should be global");
         }
-        let policy = TargetPolicy {
-            allow_private: false,
-            allowed: vec!["127.0.0.0/8".parse().unwrap()],
-        };
+        let policy = TargetPolicy { allow_private: false, allowed: vec!["127.0.0.0/8".parse().unwrap()] };
         assert!(policy.check(ip("127.0.0.1")).is_ok());
         assert!(policy.check(ip("10.0.0.1")).is_err());
-        assert!(TargetPolicy {
-            allow_private: true,
-            allowed: vec![]
-        }
-        .check(ip("10.0.0.1"))
-        .is_ok());
+        assert!(TargetPolicy { allow_private: true, allowed: vec![] }.check(ip("10.0.0.1")).is_ok());
     }
 }

@@ -63,9 +63,7 @@ pub fn build_client(
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
         .https_only(true)
-        .dns_resolver(Arc::new(GuardedResolver {
-            policy: policy.clone(),
-        }));
+        .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }));
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).with_context(|| format!("reading extra CA {}", path.display()))?;
         for cert in reqwest::Certificate::from_pem_bundle(&pem)
@@ -74,8 +72,5 @@ pub fn build_client(
             builder = builder.add_root_certificate(cert);
         }
     }
-    Ok(DeliveryHttp {
-        client: builder.build().context("building the delivery HTTP client")?,
-        policy,
-    })
+    Ok(DeliveryHttp { client: builder.build().context("building the delivery HTTP client")?, policy })
 }

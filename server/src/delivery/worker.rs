@@ -40,20 +40,12 @@ pub struct Worker {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 impl Worker {
     pub fn new(store: Store, http: DeliveryHttp, settings: WorkerSettings) -> Self {
-        Self {
-            store,
-            http,
-            settings,
-            wake: Arc::new(Notify::new()),
-        }
+        Self { store, http, settings, wake: Arc::new(Notify::new()) }
     }
 
     /// Notified when events are published in this process, so they go out without waiting for a poll.
@@ -64,17 +56,10 @@ impl Worker {
     /// Claims every due delivery (up to the concurrency), sends them, records the outcomes.
     /// Returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
-        let claimed = self
-            .store
-            .claim_due(self.settings.concurrency as i64, self.lease_ms())
-            .await?;
+        let claimed = self.store.claim_due(self.settings.concurrency as i64, self.lease_ms()).await?;
         let mut set = JoinSet::new();
         for delivery in claimed {
-            set.spawn(attempt(
-                self.http.clone(),
-                self.settings.retry_schedule.clone(),
-                delivery,
-            ));
+            set.spawn(attempt(self.http.clone(), self.settings.retry_schedule.clone(), delivery));
         }
         let mut outcomes = Vec::with_capacity(set.len());
         while let Some(result) = set.join_next().await {
@@ -168,14 +153,10 @@ async fn attempt(http: DeliveryHttp, schedule: Vec<Duration>, delivery: ClaimedD
     let started = Instant::now();
     let at_ms = now_ms();
     let (url, result) = match &delivery.target {
-        None => (
-            delivery.fallback_url.clone(),
-            Err("webhook deleted: not sent".to_owned()),
-        ),
-        Some(target) => (
-            target.url.clone(),
-            send(&http, &delivery, &target.url, &target.secrets, at_ms).await,
-        ),
+        None => (delivery.fallback_url.clone(), Err("webhook deleted: not sent".to_owned())),
+        Some(target) => {
+            (target.url.clone(), send(&http, &delivery, &target.url, &target.secrets, at_ms).await)
+        }
     };
     let (status_code, response_body, success) = match result {
         Ok((status, body)) => (Some(status), body, (200..300).contains(&status)),

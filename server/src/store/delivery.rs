@@ -107,7 +107,7 @@ impl Store {
     pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
         let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         // The insert comes first so the transaction holds the write lock from its first statement.
         let inserted = sqlx::query(
             "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
@@ -186,7 +186,7 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(limit)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?
         .rows_affected();
         if claimed == 0 {
@@ -233,7 +233,7 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         for o in outcomes {
             sqlx::query(
                 "INSERT INTO attempts (delivery_id, attempt, url, status_code, response_body, duration_ms, created_at)
@@ -283,9 +283,7 @@ impl Store {
             "SELECT d.id, d.webhook_id, d.event_id, e.event_type, e.body, d.url, d.status, d.created_at
                FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
         );
-        sql.push_bind(&q.client_id)
-            .push(" AND d.user_id = ")
-            .push_bind(&q.user_id);
+        sql.push_bind(&q.client_id).push(" AND d.user_id = ").push_bind(&q.user_id);
         if let Some(t) = &q.event_type {
             sql.push(" AND e.event_type = ").push_bind(t);
         }
@@ -347,7 +345,7 @@ impl Store {
 
     /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
     pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "DELETE FROM attempts WHERE delivery_id IN
                (SELECT id FROM deliveries WHERE created_at < ? AND status <> 'pending')",
@@ -379,19 +377,13 @@ mod tests {
     use crate::store::{NewWebhook, Owner};
 
     async fn store(dir: &std::path::Path) -> Store {
-        Store::connect(
-            &dir.join("t.db").display().to_string(),
-            SecretBox::new(&[3; 32]).unwrap(),
-        )
-        .await
-        .unwrap()
+        Store::connect(&dir.join("t.db").display().to_string(), SecretBox::new(&[3; 32]).unwrap())
+            .await
+            .unwrap()
     }
 
     async fn webhook(store: &Store, client: &str, user: &str, events: &[&str]) -> String {
-        let owner = Owner {
-            client_id: client.into(),
-            user_id: user.into(),
-        };
+        let owner = Owner { client_id: client.into(), user_id: user.into() };
         let new = NewWebhook {
             url: format!("https://{client}.example/hook"),
             events: events.iter().map(|e| e.to_string()).collect(),
@@ -403,12 +395,7 @@ mod tests {
     fn event(id: Option<&str>, event_type: &str, user: &str) -> NewEvent {
         let mut data = serde_json::Map::new();
         data.insert("facilityId".into(), "NUR-1".into());
-        NewEvent {
-            id: id.map(str::to_owned),
-            event_type: event_type.into(),
-            user_id: user.into(),
-            data,
-        }
+        NewEvent { id: id.map(str::to_owned), event_type: event_type.into(), user_id: user.into(), data }
     }
 
     fn outcome(d: &ClaimedDelivery, success: bool, retry_at_ms: Option<i64>) -> AttemptOutcome {
@@ -434,19 +421,10 @@ mod tests {
         webhook(&store, "c1", "u1", &["facility.creation.rejected"]).await;
         webhook(&store, "c1", "u2", &["all"]).await;
 
-        let first = store
-            .publish(event(Some("e-1"), "facility.creation.accepted", "u1"))
-            .await
-            .unwrap();
+        let first = store.publish(event(Some("e-1"), "facility.creation.accepted", "u1")).await.unwrap();
         assert_eq!((first.deliveries, first.duplicate), (2, false));
-        let again = store
-            .publish(event(Some("e-1"), "facility.creation.accepted", "u1"))
-            .await
-            .unwrap();
-        assert_eq!(
-            (again.id.as_str(), again.deliveries, again.duplicate),
-            ("e-1", 2, true)
-        );
+        let again = store.publish(event(Some("e-1"), "facility.creation.accepted", "u1")).await.unwrap();
+        assert_eq!((again.id.as_str(), again.deliveries, again.duplicate), ("e-1", 2, true));
 
         let claimed = store.claim_due(100, 60_000).await.unwrap();
         let mut targets: Vec<_> = claimed.iter().map(|d| d.fallback_url.clone()).collect();
@@ -464,16 +442,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         webhook(&store, "c1", "u1", &["all"]).await;
-        store
-            .publish(event(None, "facility.creation.accepted", "u1"))
-            .await
-            .unwrap();
+        store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
         let first = store.claim_due(10, 50).await.unwrap();
         assert_eq!(first.len(), 1);
-        assert!(
-            store.claim_due(10, 50).await.unwrap().is_empty(),
-            "claimed twice while leased"
-        );
+        assert!(store.claim_due(10, 50).await.unwrap().is_empty(), "claimed twice while leased");
         tokio::time::sleep(std::time::Duration::from_millis(80)).await;
         let retaken = store.claim_due(10, 60_000).await.unwrap();
         assert_eq!(
@@ -488,38 +460,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         webhook(&store, "c1", "u1", &["all"]).await;
-        store
-            .publish(event(None, "facility.creation.accepted", "u1"))
-            .await
-            .unwrap();
+        store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
 
         let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
-        store
-            .record(&[outcome(&d, false, Some(now_ms() + 60_000))])
-            .await
-            .unwrap();
-        assert!(
-            store.claim_due(10, 60_000).await.unwrap().is_empty(),
-            "retried before its time"
-        );
+        store.record(&[outcome(&d, false, Some(now_ms() + 60_000))]).await.unwrap();
+        assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "retried before its time");
         assert_eq!(store.due_count().await.unwrap(), 0);
 
         // Due again now: a second failure with no retry left ends it.
-        sqlx::query("UPDATE deliveries SET next_attempt_at = 0")
-            .execute(store.pool())
-            .await
-            .unwrap();
+        sqlx::query("UPDATE deliveries SET next_attempt_at = 0").execute(store.writer()).await.unwrap();
         let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
         assert_eq!(d.attempts, 1);
         store.record(&[outcome(&d, false, None)]).await.unwrap();
-        sqlx::query("UPDATE deliveries SET next_attempt_at = 0")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert!(
-            store.claim_due(10, 60_000).await.unwrap().is_empty(),
-            "a failed delivery came back"
-        );
+        sqlx::query("UPDATE deliveries SET next_attempt_at = 0").execute(store.writer()).await.unwrap();
+        assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "a failed delivery came back");
 
         let q = LogQuery {
             client_id: "c1".into(),
@@ -535,15 +489,9 @@ mod tests {
         let log = store.search_logs(&q).await.unwrap();
         assert_eq!(log.len(), 1);
         assert_eq!(log[0].status, "failure");
-        assert_eq!(
-            log[0].attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
-            [0, 1]
-        );
+        assert_eq!(log[0].attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [0, 1]);
         assert!(store
-            .search_logs(&LogQuery {
-                client_id: "c2".into(),
-                ..q.clone()
-            })
+            .search_logs(&LogQuery { client_id: "c2".into(), ..q.clone() })
             .await
             .unwrap()
             .is_empty());
@@ -554,39 +502,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         webhook(&store, "c1", "u1", &["all"]).await;
-        store
-            .publish(event(Some("old"), "facility.creation.accepted", "u1"))
-            .await
-            .unwrap();
-        store
-            .publish(event(Some("pending"), "facility.creation.accepted", "u1"))
-            .await
-            .unwrap();
+        store.publish(event(Some("old"), "facility.creation.accepted", "u1")).await.unwrap();
+        store.publish(event(Some("pending"), "facility.creation.accepted", "u1")).await.unwrap();
         let claimed = store.claim_due(10, 60_000).await.unwrap();
         let old = claimed.iter().find(|d| d.event_id == "old").unwrap();
         store.record(&[outcome(old, true, None)]).await.unwrap();
         let fifteen_days_ms = 15 * 24 * 3600 * 1000;
         sqlx::query("UPDATE deliveries SET created_at = created_at - ?")
             .bind(fifteen_days_ms)
-            .execute(store.pool())
+            .execute(store.writer())
             .await
             .unwrap();
         sqlx::query("UPDATE events SET created_at = created_at - ?")
             .bind(fifteen_days_ms)
-            .execute(store.pool())
+            .execute(store.writer())
             .await
             .unwrap();
 
         assert_eq!(store.purge(now_ms() - 14 * 24 * 3600 * 1000).await.unwrap(), 1);
-        let left: Vec<String> = sqlx::query_scalar("SELECT event_id FROM deliveries")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+        let left: Vec<String> =
+            sqlx::query_scalar("SELECT event_id FROM deliveries").fetch_all(store.pool()).await.unwrap();
         assert_eq!(left, ["pending"]);
-        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let events: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(store.pool()).await.unwrap();
         assert_eq!(events, 1);
     }
 }

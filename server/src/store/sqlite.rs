@@ -13,18 +13,19 @@ const COLUMNS: &str = "id, client_id, user_id, url, events, secrets";
 
 #[derive(Clone)]
 pub struct Store {
+    /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// The one writer. SQLite takes one write transaction at a time anyway; queueing for this
+    /// connection in the pool is fair and immediate, where several writing connections would
+    /// meet SQLite's busy handler and its sleeps.
+    writer: SqlitePool,
     secrets: SecretBox,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or a path) and migrates it.
     pub async fn connect(url: &str, secrets: SecretBox) -> Result<Self, StoreError> {
-        let url = if url.starts_with("sqlite:") {
-            url.to_owned()
-        } else {
-            format!("sqlite://{url}")
-        };
+        let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
         let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -37,12 +38,10 @@ impl Store {
                 std::fs::create_dir_all(parent).map_err(|e| StoreError::Crypto(e.into()))?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, secrets })
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        Ok(Self { pool, writer, secrets })
     }
 
     pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, StoreError> {
@@ -60,7 +59,7 @@ impl Store {
         .bind(self.seal(&id, &new.secrets)?)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(Webhook {
             id,
@@ -115,7 +114,7 @@ impl Store {
         .bind(id)
         .bind(&owner.client_id)
         .bind(&owner.user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         row.as_ref().map(|row| self.webhook(row)).transpose()
     }
@@ -125,7 +124,7 @@ impl Store {
             .bind(id)
             .bind(&owner.client_id)
             .bind(&owner.user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -138,21 +137,20 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    pub(super) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     pub(super) fn open_secrets(&self, id: &str, sealed: &[u8]) -> Result<Vec<String>, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            id: id.to_owned(),
-            reason,
-        };
-        let plain = self
-            .secrets
-            .open(sealed, id.as_bytes())
-            .map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = |reason: String| StoreError::Corrupt { id: id.to_owned(), reason };
+        let plain = self.secrets.open(sealed, id.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
         serde_json::from_slice(&plain).map_err(|e| corrupt(format!("secrets: {e}")))
     }
 
@@ -162,10 +160,7 @@ impl Store {
 
     fn webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
         let id: String = row.try_get("id")?;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            id: id.clone(),
-            reason,
-        };
+        let corrupt = |reason: String| StoreError::Corrupt { id: id.clone(), reason };
         let events: String = row.try_get("events")?;
         let sealed: Vec<u8> = row.try_get("secrets")?;
         let secrets = self.open_secrets(&id, &sealed)?;
@@ -185,10 +180,7 @@ fn to_json(values: &[String]) -> String {
 }
 
 pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -196,19 +188,13 @@ mod tests {
     use super::*;
 
     async fn store(dir: &std::path::Path) -> Store {
-        Store::connect(
-            &dir.join("t.db").display().to_string(),
-            SecretBox::new(&[1; 32]).unwrap(),
-        )
-        .await
-        .unwrap()
+        Store::connect(&dir.join("t.db").display().to_string(), SecretBox::new(&[1; 32]).unwrap())
+            .await
+            .unwrap()
     }
 
     fn owner(c: &str, u: &str) -> Owner {
-        Owner {
-            client_id: c.into(),
-            user_id: u.into(),
-        }
+        Owner { client_id: c.into(), user_id: u.into() }
     }
 
     #[tokio::test]
@@ -226,11 +212,8 @@ mod tests {
         assert_eq!(store.get(&a, &created.id).await.unwrap().as_ref(), Some(&created));
         assert_eq!(store.get(&b, &created.id).await.unwrap(), None);
         assert!(store.list(&b).await.unwrap().is_empty());
-        let update = WebhookUpdate {
-            url: None,
-            events: vec!["facility.creation.accepted".into()],
-            secrets: None,
-        };
+        let update =
+            WebhookUpdate { url: None, events: vec!["facility.creation.accepted".into()], secrets: None };
         assert_eq!(store.update(&b, &created.id, update.clone()).await.unwrap(), None);
         let updated = store.update(&a, &created.id, update).await.unwrap().unwrap();
         assert_eq!(updated.url, created.url);

@@ -1,0 +1,309 @@
+//! Spec-derived coverage (DESIGN.md §4, pattern 9): every operation of `openapi.yaml` has an
+//! end-to-end test and an auth test. A new operation in the spec fails this file until tests
+//! are written for it and named in [`COVERAGE`]; [`EXCEPTIONS`] only shrinks.
+
+use std::collections::BTreeSet;
+
+use serde_yaml::Value;
+use webhooks::server::Operation;
+use webhooks_e2e::{spec, TestServer, NURSE_USER};
+
+/// operationId → (end-to-end tests, auth tests) covering it, as `file::function`.
+const COVERAGE: &[(&str, &[&str], &[&str])] = &[
+    (
+        "createUserWebhook",
+        &[
+            "api::crud_round_trip_with_the_generated_client",
+            "api::secrets_are_generated_when_absent_and_kept_in_order_when_given",
+            "api::bad_requests_through_the_generated_client",
+            "conformance::every_conformance_case_gets_the_reference_answer",
+            "crash::kill_9_right_after_201_loses_nothing",
+        ],
+        WEBHOOK_AUTH_TESTS,
+    ),
+    (
+        "listUserWebhooks",
+        &[
+            "api::crud_round_trip_with_the_generated_client",
+            "isolation::other_clients_and_users_cannot_reach_a_webhook",
+            "crash::kill_9_right_after_201_loses_nothing",
+        ],
+        WEBHOOK_AUTH_TESTS,
+    ),
+    (
+        "getUserWebhook",
+        &[
+            "api::crud_round_trip_with_the_generated_client",
+            "api::unknown_ids_are_404_through_the_generated_client",
+            "isolation::other_clients_and_users_cannot_reach_a_webhook",
+        ],
+        WEBHOOK_AUTH_TESTS,
+    ),
+    (
+        "updateUserWebhook",
+        &[
+            "api::crud_round_trip_with_the_generated_client",
+            "api::patch_replaces_events_and_keeps_absent_url_and_secrets",
+            "api::bad_requests_through_the_generated_client",
+            "api::unknown_ids_are_404_through_the_generated_client",
+            "isolation::other_clients_and_users_cannot_reach_a_webhook",
+        ],
+        WEBHOOK_AUTH_TESTS,
+    ),
+    (
+        "deleteUserWebhook",
+        &[
+            "api::crud_round_trip_with_the_generated_client",
+            "api::delete_answers_204_with_an_empty_body",
+            "api::unknown_ids_are_404_through_the_generated_client",
+            "isolation::other_clients_and_users_cannot_reach_a_webhook",
+        ],
+        WEBHOOK_AUTH_TESTS,
+    ),
+    ("searchWebhookLogs", &[], &[ALL_OPERATIONS_AUTH_TEST]),
+    ("publishEvent", &[], &[ALL_OPERATIONS_AUTH_TEST]),
+];
+
+/// Calls every secured operation of the spec (it iterates `Operation::ALL`).
+const ALL_OPERATIONS_AUTH_TEST: &str = "coverage::every_secured_operation_rejects_bad_tokens";
+
+/// The auth tests of the five webhook operations (the typed ones call each of them).
+const WEBHOOK_AUTH_TESTS: &[&str] = &[
+    ALL_OPERATIONS_AUTH_TEST,
+    "api::unauthorized_through_the_generated_client",
+    "api::forbidden_role_through_the_generated_client",
+];
+
+/// Operations allowed to have no end-to-end test yet, with the reason. This list only
+/// shrinks: an operation listed here that has end-to-end tests fails the check.
+const EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "searchWebhookLogs",
+        "added to the spec with the delivery worker; its end-to-end tests (in-test HTTPS \
+         receiver, tests/src/receiver.rs) are being written separately",
+    ),
+    (
+        "publishEvent",
+        "added to the spec with the delivery worker; its end-to-end tests (in-test HTTPS \
+         receiver, tests/src/receiver.rs) are being written separately",
+    ),
+];
+
+/// The test sources the table names, to check that every named test exists.
+const SOURCES: &[(&str, &str)] = &[
+    ("api", include_str!("api.rs")),
+    ("conformance", include_str!("conformance.rs")),
+    ("coverage", include_str!("coverage.rs")),
+    ("crash", include_str!("crash.rs")),
+    ("isolation", include_str!("isolation.rs")),
+    ("spec_examples", include_str!("spec_examples.rs")),
+];
+
+/// An operation as the spec declares it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct SpecOperation {
+    operation_id: String,
+    method: String,
+    path: String,
+    secured: bool,
+}
+
+const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+fn spec_operations(spec: &Value) -> BTreeSet<SpecOperation> {
+    let global_security = &spec["security"];
+    let mut operations = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().expect("paths") {
+        let path = path.as_str().expect("path").to_owned();
+        for method in METHODS {
+            let Some(operation) = item.get(*method) else {
+                continue;
+            };
+            // An operation's own `security` overrides the document's; `[]` or `[{}]` is open.
+            let security = operation.get("security").unwrap_or(global_security);
+            let secured = security.as_sequence().is_some_and(|requirements| {
+                !requirements.is_empty()
+                    && requirements.iter().all(|r| r.as_mapping().is_some_and(|m| !m.is_empty()))
+            });
+            operations.insert(SpecOperation {
+                operation_id: operation["operationId"]
+                    .as_str()
+                    .expect("every operation has an operationId")
+                    .to_owned(),
+                method: method.to_ascii_uppercase(),
+                path: path.clone(),
+                secured,
+            });
+        }
+    }
+    operations
+}
+
+fn generated_operations() -> BTreeSet<SpecOperation> {
+    Operation::ALL
+        .iter()
+        .map(|op| SpecOperation {
+            operation_id: op.operation_id().to_owned(),
+            method: op.method().to_owned(),
+            path: op.path().to_owned(),
+            secured: op.secured(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_generated_operations_are_the_spec_operations() {
+    let from_spec = spec_operations(&spec());
+    assert!(!from_spec.is_empty());
+    assert_eq!(generated_operations(), from_spec);
+}
+
+/// Whether `file::function` names a test function in that file.
+fn test_exists(name: &str) -> bool {
+    let Some((file, function)) = name.split_once("::") else {
+        return false;
+    };
+    SOURCES.iter().any(|(f, source)| {
+        *f == file
+            && (source.contains(&format!("#[tokio::test]\nasync fn {function}("))
+                || source.contains(&format!("#[test]\nfn {function}(")))
+    })
+}
+
+#[test]
+fn every_operation_has_an_end_to_end_test_and_an_auth_test() {
+    let operations = spec_operations(&spec());
+    let ids: BTreeSet<&str> = operations.iter().map(|o| o.operation_id.as_str()).collect();
+    let mut problems = Vec::new();
+    for operation in &operations {
+        let id = operation.operation_id.as_str();
+        let excepted = EXCEPTIONS.iter().any(|(op, _)| *op == id);
+        match COVERAGE.iter().find(|(op, _, _)| *op == id) {
+            None => problems.push(format!("{id}: not in COVERAGE")),
+            Some((_, e2e, auth)) => {
+                match (e2e.is_empty(), excepted) {
+                    (true, false) => problems.push(format!("{id}: no end-to-end test")),
+                    (false, true) => {
+                        problems.push(format!("{id}: has end-to-end tests, so remove it from EXCEPTIONS"))
+                    }
+                    _ => {}
+                }
+                // No exceptions for auth: the all-operations auth test calls every one.
+                if operation.secured && auth.is_empty() {
+                    problems.push(format!("{id}: no auth test"));
+                }
+            }
+        }
+    }
+    for (id, e2e, auth) in COVERAGE {
+        if !ids.contains(id) {
+            problems.push(format!("COVERAGE names {id}, which the spec does not have"));
+        }
+        for test in e2e.iter().chain(auth.iter()) {
+            if !test_exists(test) {
+                problems.push(format!("{id}: {test} is not a test function"));
+            }
+        }
+    }
+    for (id, _) in EXCEPTIONS {
+        if !ids.contains(id) {
+            problems.push(format!("EXCEPTIONS names {id}, which the spec does not have"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Follows a local `$ref` (`#/components/...`).
+fn resolve<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        None => value,
+        Some(reference) => {
+            let pointer = reference.strip_prefix("#/").expect("a local $ref");
+            let target = pointer.split('/').fold(spec, |v, key| &v[key]);
+            assert!(!target.is_null(), "unresolved {reference}");
+            resolve(spec, target)
+        }
+    }
+}
+
+/// The body the spec documents for `status` of the operation at `method path`: the (only)
+/// example of that response, as compact JSON in the spec's key order.
+fn documented_error(spec: &Value, method: &str, path: &str, status: &str) -> String {
+    let operation = &spec["paths"][path][method.to_ascii_lowercase().as_str()];
+    let response = resolve(spec, &operation["responses"][status]);
+    let examples = response["content"]["application/json"]["examples"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{method} {path} documents no {status} example"));
+    assert_eq!(examples.len(), 1, "{method} {path} {status}: one example");
+    let example = resolve(spec, examples.values().next().unwrap());
+    serde_json::to_string(&example["value"]).expect("example as JSON")
+}
+
+/// The operation's path with each `{param}` replaced by a fresh UUID (auth comes before
+/// existence, so any id will do).
+fn concrete_path(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn every_secured_operation_rejects_bad_tokens() {
+    let spec = spec();
+    let server = TestServer::start().await;
+    let token = server.token("client-a", "user-1");
+    let foreign = TestServer::start().await.token("client-a", "user-1");
+    let nurse = server.token_with_role("client-a", "user-1", NURSE_USER);
+
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for operation in Operation::ALL.iter().filter(|op| op.secured()) {
+        let (method, template) = (operation.method(), operation.path());
+        let path = concrete_path(template);
+        let has_body =
+            !spec["paths"][template][method.to_ascii_lowercase().as_str()]["requestBody"].is_null();
+        // An empty object is an invalid body: auth must still answer first.
+        let body = has_body.then(|| b"{}".to_vec());
+        let unauthorized = documented_error(&spec, method, template, "401");
+        let forbidden = documented_error(&spec, method, template, "403");
+
+        let mut cases = vec![
+            ("no Authorization", None, 401, &unauthorized),
+            ("garbage token", Some("Bearer not-a-token".to_owned()), 401, &unauthorized),
+            ("foreign key", Some(format!("Bearer {foreign}")), 401, &unauthorized),
+            ("not a bearer scheme", Some(format!("Basic {token}")), 401, &unauthorized),
+            ("role not allowed", Some(format!("Bearer {nurse}")), 403, &forbidden),
+        ];
+        // An allowed role without the operation's required scopes.
+        if !operation.required_scopes().is_empty() {
+            cases.push(("missing scope", Some(format!("Bearer {token}")), 403, &forbidden));
+        }
+        for (what, authorization, status, expected) in cases {
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(authorization) = &authorization {
+                headers.push(("Authorization", authorization));
+            }
+            let response = server.raw(method, &path, &headers, body.clone()).await;
+            if response.status != status || response.text() != expected.as_str() {
+                problems.push(format!(
+                    "{} ({what}): expected {status} {expected}, got {} {}",
+                    operation.operation_id(),
+                    response.status,
+                    response.text()
+                ));
+            }
+        }
+        checked += 1;
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let secured = spec_operations(&spec).iter().filter(|o| o.secured).count();
+    assert_eq!(checked, secured, "every secured operation of the spec was called");
+}

@@ -1,0 +1,35 @@
+//! The error bodies the server sends are the examples documented in `openapi.yaml`, byte for
+//! byte (compact JSON, keys in the order of the spec), and are snapshotted for review.
+
+use webhooks_e2e::{documented_body, TestServer, NURSE_USER};
+
+const COLLECTION: &str = "/api/v2/public/webhooks/user";
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+#[tokio::test]
+async fn error_bodies_are_the_documented_examples() {
+    let server = TestServer::start().await;
+    let auth = format!("Bearer {}", server.token("client-a", "user-1"));
+    let nurse = format!("Bearer {}", server.token_with_role("client-a", "user-1", NURSE_USER));
+    let unknown = format!("{COLLECTION}/{}", uuid::Uuid::new_v4());
+
+    // The body of the documented "Request Validation" example is `{"secrets":"x"}`: every
+    // rule but "each value in secrets must be a string" fails.
+    let bad_request = server
+        .raw("POST", COLLECTION, &[JSON, ("Authorization", &auth)], Some(br#"{"secrets":"x"}"#.to_vec()))
+        .await;
+    let unauthorized = server.raw("GET", COLLECTION, &[], None).await;
+    let forbidden = server.raw("GET", COLLECTION, &[("Authorization", &nurse)], None).await;
+    let not_found = server.raw("GET", &unknown, &[("Authorization", &auth)], None).await;
+
+    for (response, status, documented, snapshot) in [
+        (&bad_request, 400, documented_body("BadRequest", "RequestValidation"), "400_request_validation"),
+        (&unauthorized, 401, documented_body("Unauthorized", "ExampleFromSchema"), "401_unauthorized"),
+        (&forbidden, 403, documented_body("Forbidden", "ExampleFromSchema"), "403_forbidden"),
+        (&not_found, 404, documented_body("NotFound", "ExampleFromSchema"), "404_not_found"),
+    ] {
+        assert_eq!(response.status, status, "{}", response.text());
+        assert_eq!(response.text(), documented, "{status}");
+        insta::assert_snapshot!(snapshot, response.text());
+    }
+}
