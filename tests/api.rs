@@ -504,3 +504,34 @@ async fn the_checked_in_spec_is_served_unchanged() {
     let expected: Value = serde_yaml::from_str(webhooks::OPENAPI_YAML).expect("YAML as JSON");
     assert_eq!(served.json(), expected);
 }
+
+/// The generated error enums are untagged; each error schema's `statusCode` is pinned to its
+/// status by the client pre-pass, so a body decodes into the variant of its own status.
+#[tokio::test]
+async fn typed_errors_decode_into_the_variant_of_their_status() {
+    use webhooks_client::types::{GetUserWebhookError, UpdateUserWebhookError};
+    let server = TestServer::start().await;
+    let client = server.client("client-a", "user-1");
+    let update = update_request(vec![Event::FacilityCreationRejected], None, None);
+
+    match client.update_user_webhook("missing", &update).await {
+        Err(webhooks_client::Error::ErrorResponse(r)) => {
+            assert!(matches!(r.into_inner(), UpdateUserWebhookError::NotFoundError(_)))
+        }
+        other => panic!("expected a 404 error response, got {other:?}"),
+    }
+    let nurse = server.client_with_token(&server.token_with_role("client-a", "user-1", NURSE_USER));
+    match nurse.get_user_webhook("missing").await {
+        Err(webhooks_client::Error::ErrorResponse(r)) => {
+            assert!(matches!(r.into_inner(), GetUserWebhookError::ForbiddenError(_)))
+        }
+        other => panic!("expected a 403 error response, got {other:?}"),
+    }
+    let bad = UpdateUserWebhookRequest { events: vec![], url: None, secrets: None };
+    match client.update_user_webhook("missing", &bad).await {
+        Err(webhooks_client::Error::ErrorResponse(r)) => {
+            assert!(matches!(r.into_inner(), UpdateUserWebhookError::BadRequestError(_)))
+        }
+        other => panic!("expected a 400 error response, got {other:?}"),
+    }
+}

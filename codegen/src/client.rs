@@ -38,8 +38,51 @@ pub fn generate(spec: &OpenAPI) -> Result<TokenStream, Error> {
     }
 }
 
+/// Pins each error schema's `statusCode` to the one status it is used for, so the untagged
+/// `oneOf` decodes a body into the variant of its own status rather than the first that fits.
+fn pin_status_codes(spec: &OpenAPI, merged: &mut OpenAPI) -> Result<(), Error> {
+    let mut statuses: IndexMap<String, Vec<u16>> = IndexMap::new();
+    for (path, item) in spec.paths.iter() {
+        let Some(item) = item.as_item() else { continue };
+        for (method, op) in item.iter() {
+            for (status, response) in &op.responses.responses {
+                let StatusCode::Code(code) = status else { continue };
+                if *code < 400 {
+                    continue;
+                }
+                let response = resolve_ref(spec, response, "responses")
+                    .map_err(|e| Error::invalid(format!("{method} {path}"), e))?;
+                if let Some(name) = response
+                    .content
+                    .get("application/json")
+                    .and_then(|m| m.schema.as_ref())
+                    .and_then(component_name)
+                {
+                    let codes = statuses.entry(name).or_default();
+                    if !codes.contains(code) {
+                        codes.push(*code);
+                    }
+                }
+            }
+        }
+    }
+    let Some(components) = merged.components.as_mut() else { return Ok(()) };
+    for (name, codes) in statuses {
+        let [code] = codes[..] else { continue };
+        let Some(ReferenceOr::Item(schema)) = components.schemas.get_mut(&name) else { continue };
+        let SchemaKind::Type(openapiv3::Type::Object(object)) = &mut schema.schema_kind else { continue };
+        if let Some(ReferenceOr::Item(property)) = object.properties.get_mut("statusCode") {
+            if let SchemaKind::Type(openapiv3::Type::Integer(integer)) = &mut property.schema_kind {
+                integer.enumeration = vec![Some(i64::from(code))];
+            }
+        }
+    }
+    Ok(())
+}
+
 fn merge_error_schemas(spec: &OpenAPI) -> Result<OpenAPI, Error> {
     let mut merged = spec.clone();
+    pin_status_codes(spec, &mut merged)?;
     let mut new_schemas: Vec<(String, Schema)> = Vec::new();
     for (path, item) in merged.paths.paths.iter_mut() {
         let ReferenceOr::Item(item) = item else {
