@@ -106,8 +106,9 @@ impl Store {
     /// Records the event and one delivery per matching webhook, in one transaction.
     pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
         let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let body = event_body(&event.event_type, &event.data);
+        self.writer().write(move |conn| Box::pin(async move {
         let now = now_ms();
-        let mut tx = self.writer().begin().await?;
         // The insert comes first so the transaction holds the write lock from its first statement.
         let inserted = sqlx::query(
             "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
@@ -116,9 +117,9 @@ impl Store {
         .bind(&id)
         .bind(&event.event_type)
         .bind(&event.user_id)
-        .bind(event_body(&event.event_type, &event.data))
+        .bind(body)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -127,9 +128,8 @@ impl Store {
                    FROM events e WHERE e.id = ?",
             )
             .bind(&id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
-            tx.commit().await?;
             return Ok(PublishedEvent {
                 id,
                 event_type: row.try_get("event_type")?,
@@ -143,7 +143,7 @@ impl Store {
         )
         .bind(&event.user_id)
         .bind(format!("%\"{}\"%", event.event_type))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
         for webhook in &webhooks {
             sqlx::query(
@@ -158,37 +158,45 @@ impl Store {
             .bind(webhook.try_get::<String, _>("url")?)
             .bind(now)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        tx.commit().await?;
         Ok(PublishedEvent {
             id,
             event_type: event.event_type,
             deliveries: webhooks.len() as i64,
             duplicate: false,
         })
+        })).await
     }
 
     /// Claims up to `limit` due deliveries for `lease_ms`; a crashed worker's claims expire.
     pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
-        let claimed = sqlx::query(
-            "UPDATE deliveries SET lease_until = ?, lease_token = ?
+        let lease_token = token.clone();
+        let claimed = self
+            .writer()
+            .write(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE deliveries SET lease_until = ?, lease_token = ?
               WHERE seq IN (SELECT seq FROM deliveries
                              WHERE status = 'pending' AND next_attempt_at <= ?
                                AND (lease_until IS NULL OR lease_until <= ?)
                              ORDER BY next_attempt_at, seq LIMIT ?)",
-        )
-        .bind(now + lease_ms)
-        .bind(&token)
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .execute(self.writer())
-        .await?
-        .rows_affected();
+                    )
+                    .bind(now + lease_ms)
+                    .bind(&lease_token)
+                    .bind(now)
+                    .bind(now)
+                    .bind(limit)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
+                })
+            })
+            .await?;
         if claimed == 0 {
             return Ok(Vec::new());
         }
@@ -233,8 +241,9 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer().begin().await?;
-        for o in outcomes {
+        let outcomes = outcomes.to_vec();
+        self.writer().write(move |conn| Box::pin(async move {
+        for o in &outcomes {
             sqlx::query(
                 "INSERT INTO attempts (delivery_id, attempt, url, status_code, response_body, duration_ms, created_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) DO NOTHING",
@@ -246,7 +255,7 @@ impl Store {
             .bind(&o.response_body)
             .bind(o.duration_ms)
             .bind(o.at_ms)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             let (status, next) = match (o.success, o.retry_at_ms) {
                 (true, _) => ("success", o.at_ms),
@@ -261,11 +270,11 @@ impl Store {
             .bind(o.attempt + 1)
             .bind(next)
             .bind(&o.delivery_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
+        })).await
     }
 
     /// How many deliveries are due now (the backlog).
@@ -345,28 +354,33 @@ impl Store {
 
     /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
     pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "DELETE FROM attempts WHERE delivery_id IN
+        self.writer()
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "DELETE FROM attempts WHERE delivery_id IN
                (SELECT id FROM deliveries WHERE created_at < ? AND status <> 'pending')",
-        )
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?;
-        let gone = sqlx::query("DELETE FROM deliveries WHERE created_at < ? AND status <> 'pending'")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query(
-            "DELETE FROM events WHERE created_at < ?
+                    )
+                    .bind(before_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                    let gone =
+                        sqlx::query("DELETE FROM deliveries WHERE created_at < ? AND status <> 'pending'")
+                            .bind(before_ms)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                    sqlx::query(
+                        "DELETE FROM events WHERE created_at < ?
                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
-        )
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(gone)
+                    )
+                    .bind(before_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(gone)
+                })
+            })
+            .await
     }
 }
 
@@ -468,11 +482,11 @@ mod tests {
         assert_eq!(store.due_count().await.unwrap(), 0);
 
         // Due again now: a second failure with no retry left ends it.
-        sqlx::query("UPDATE deliveries SET next_attempt_at = 0").execute(store.writer()).await.unwrap();
+        sqlx::query("UPDATE deliveries SET next_attempt_at = 0").execute(store.pool()).await.unwrap();
         let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
         assert_eq!(d.attempts, 1);
         store.record(&[outcome(&d, false, None)]).await.unwrap();
-        sqlx::query("UPDATE deliveries SET next_attempt_at = 0").execute(store.writer()).await.unwrap();
+        sqlx::query("UPDATE deliveries SET next_attempt_at = 0").execute(store.pool()).await.unwrap();
         assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "a failed delivery came back");
 
         let q = LogQuery {
@@ -510,12 +524,12 @@ mod tests {
         let fifteen_days_ms = 15 * 24 * 3600 * 1000;
         sqlx::query("UPDATE deliveries SET created_at = created_at - ?")
             .bind(fifteen_days_ms)
-            .execute(store.writer())
+            .execute(store.pool())
             .await
             .unwrap();
         sqlx::query("UPDATE events SET created_at = created_at - ?")
             .bind(fifteen_days_ms)
-            .execute(store.writer())
+            .execute(store.pool())
             .await
             .unwrap();
 

@@ -3,6 +3,7 @@
 
 mod delivery;
 mod sqlite;
+mod writer;
 
 pub use delivery::{
     event_body, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, LoggedAttempt, NewEvent, PublishedEvent,
@@ -52,4 +53,8 @@ pub enum StoreError {
     Corrupt { id: String, reason: String },
     #[error("{0}")]
     Crypto(#[from] anyhow::Error),
+    #[error("the write batch did not commit: {0}")]
+    Commit(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
 }

@@ -4,8 +4,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Row, SqlitePool};
 
+use super::writer::Writer;
 use super::{NewWebhook, Owner, StoreError, Webhook, WebhookUpdate};
 use crate::crypto::SecretBox;
 
@@ -15,10 +16,10 @@ const COLUMNS: &str = "id, client_id, user_id, url, events, secrets";
 pub struct Store {
     /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
-    /// The one writer. SQLite takes one write transaction at a time anyway; queueing for this
-    /// connection in the pool is fair and immediate, where several writing connections would
-    /// meet SQLite's busy handler and its sleeps.
-    writer: SqlitePool,
+    /// The one writer, with group commit. SQLite takes one write transaction at a time anyway;
+    /// one queue is fair and immediate, where several writing connections would meet SQLite's
+    /// busy handler and its sleeps.
+    writer: Writer,
     secrets: SecretBox,
 }
 
@@ -38,37 +39,44 @@ impl Store {
                 std::fs::create_dir_all(parent).map_err(|e| StoreError::Crypto(e.into()))?;
             }
         }
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let writer = Writer::start(options.connect().await?);
         Ok(Self { pool, writer, secrets })
     }
 
     pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&owner.client_id)
-        .bind(&owner.user_id)
-        .bind(&new.url)
-        .bind(to_json(&new.events))
-        .bind(self.seal(&id, &new.secrets)?)
-        .bind(now)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(Webhook {
-            id,
+        let webhook = Webhook {
+            id: uuid::Uuid::new_v4().to_string(),
             client_id: owner.client_id.clone(),
             user_id: owner.user_id.clone(),
             url: new.url,
             events: new.events,
             secrets: new.secrets,
-        })
+        };
+        let sealed = self.seal(&webhook.id, &webhook.secrets)?;
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let now = now_ms();
+                    sqlx::query(
+                        "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&webhook.id)
+                    .bind(&webhook.client_id)
+                    .bind(&webhook.user_id)
+                    .bind(&webhook.url)
+                    .bind(to_json(&webhook.events))
+                    .bind(sealed)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(webhook)
+                })
+            })
+            .await
     }
 
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
@@ -101,32 +109,49 @@ impl Store {
         update: WebhookUpdate,
     ) -> Result<Option<Webhook>, StoreError> {
         let secrets = update.secrets.as_ref().map(|s| self.seal(id, s)).transpose()?;
-        let row = sqlx::query(&format!(
-            "UPDATE webhooks
-                SET url = COALESCE(?, url), events = ?, secrets = COALESCE(?, secrets), updated_at = ?
-              WHERE id = ? AND client_id = ? AND user_id = ?
-          RETURNING {COLUMNS}"
-        ))
-        .bind(&update.url)
-        .bind(to_json(&update.events))
-        .bind(secrets)
-        .bind(now_ms())
-        .bind(id)
-        .bind(&owner.client_id)
-        .bind(&owner.user_id)
-        .fetch_optional(&self.writer)
-        .await?;
+        let (owner, id) = (owner.clone(), id.to_owned());
+        let row = self
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!(
+                        "UPDATE webhooks
+                            SET url = COALESCE(?, url), events = ?, secrets = COALESCE(?, secrets), updated_at = ?
+                          WHERE id = ? AND client_id = ? AND user_id = ?
+                      RETURNING {COLUMNS}"
+                    ))
+                    .bind(&update.url)
+                    .bind(to_json(&update.events))
+                    .bind(secrets)
+                    .bind(now_ms())
+                    .bind(&id)
+                    .bind(&owner.client_id)
+                    .bind(&owner.user_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    Ok(row)
+                })
+            })
+            .await?;
         row.as_ref().map(|row| self.webhook(row)).transpose()
     }
 
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")
-            .bind(id)
-            .bind(&owner.client_id)
-            .bind(&owner.user_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let (owner, id) = (owner.clone(), id.to_owned());
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let done =
+                        sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")
+                            .bind(&id)
+                            .bind(&owner.client_id)
+                            .bind(&owner.user_id)
+                            .execute(&mut *conn)
+                            .await?;
+                    Ok(done.rows_affected() > 0)
+                })
+            })
+            .await
     }
 
     /// Whether the database answers (readiness).
@@ -137,14 +162,13 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-        self.writer.close().await;
     }
 
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    pub(super) fn writer(&self) -> &SqlitePool {
+    pub(super) fn writer(&self) -> &Writer {
         &self.writer
     }
 
