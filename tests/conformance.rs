@@ -115,7 +115,18 @@ fn take_any_string_fields(fields: &[Value], expected: &mut Value, actual: &mut V
 
 #[tokio::test]
 async fn every_conformance_case_gets_the_reference_answer() {
-    let server = TestServer::start().await;
+    replay(&TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn every_conformance_case_gets_the_reference_answer_on_postgres() {
+    let test = "conformance::every_conformance_case_gets_the_reference_answer_on_postgres";
+    let Some(server) = TestServer::start_postgres(test).await else { return };
+    replay(&server).await;
+}
+
+/// Replays every case against `server` (either backend), then checks what was stored.
+async fn replay(server: &TestServer) {
     let placeholders = Placeholders {
         token: server.token(CLIENT1, USER),
         token2: server.token(CLIENT2, USER),

@@ -12,7 +12,18 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
 
 #[tokio::test]
 async fn other_clients_and_users_cannot_reach_a_webhook() {
-    let server = TestServer::start().await;
+    other_callers_cannot_reach_a_webhook(&TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn other_clients_and_users_cannot_reach_a_webhook_on_postgres() {
+    let test = "isolation::other_clients_and_users_cannot_reach_a_webhook_on_postgres";
+    let Some(server) = TestServer::start_postgres(test).await else { return };
+    other_callers_cannot_reach_a_webhook(&server).await;
+}
+
+/// The isolation checks against `server` (either backend).
+async fn other_callers_cannot_reach_a_webhook(server: &TestServer) {
     let owner = server.client("client-a", "user-1");
     let theirs = owner
         .create_user_webhook(&CreateUserWebhookRequest {

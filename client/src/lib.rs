@@ -19,3 +19,6 @@ pub fn with_token(base_url: &str, token: &str) -> Result<Client, reqwest::Error>
 }
 
 pub mod signature;
+
+#[cfg(feature = "cli")]
+pub mod cli;

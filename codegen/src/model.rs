@@ -57,8 +57,10 @@ pub enum QueryKind {
 pub struct Response {
     pub status: u16,
     pub description: String,
-    /// Component schema name of the JSON body; `None` for an empty body.
+    /// Component schema name of the JSON body; `None` for an empty or a text body.
     pub schema: Option<String>,
+    /// A `text/plain` string body (e.g. Prometheus metrics).
+    pub text: bool,
 }
 
 impl Operation {
@@ -212,8 +214,22 @@ fn operation(
             StatusCode::Range(_) => return Err(Error::unsupported(&at, "a status range response")),
         };
         let response = resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
+        let text = response.content.len() == 1 && response.content.contains_key("text/plain");
         let schema = match response.content.len() {
             0 => None,
+            1 if text => {
+                let is_string =
+                    response.content["text/plain"].schema.as_ref().and_then(|s| s.as_item()).is_some_and(
+                        |s| matches!(s.schema_kind, openapiv3::SchemaKind::Type(openapiv3::Type::String(_))),
+                    );
+                if !is_string {
+                    return Err(Error::unsupported(
+                        &at,
+                        format!("response {status}: text/plain without `type: string`"),
+                    ));
+                }
+                None
+            }
             1 if response.content.contains_key(JSON) => {
                 let schema = response.content[JSON]
                     .schema
@@ -230,7 +246,7 @@ fn operation(
                 ))
             }
         };
-        responses.push(Response { status, description: response.description.clone(), schema });
+        responses.push(Response { status, description: response.description.clone(), schema, text });
     }
     if op.responses.default.is_some() {
         return Err(Error::unsupported(&at, "a default response (declare each status)"));

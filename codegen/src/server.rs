@@ -220,23 +220,27 @@ fn variant_name(status: u16) -> syn::Ident {
 fn response_enum(op: &Operation) -> TokenStream {
     let name = format_ident!("{}", op.type_name());
     let doc = format!("Responses of `{}`.", op.id);
-    let variants = op.responses.iter().map(|Response { status, description, schema }| {
+    let variants = op.responses.iter().map(|Response { status, description, schema, text }| {
         let v = variant_name(*status);
         let doc = format!("{status}: {description}");
-        match schema {
-            Some(s) => {
+        match (schema, text) {
+            (Some(s), _) => {
                 let t = format_ident!("{}", s);
                 quote! { #[doc = #doc] #v(types::#t), }
             }
-            None => quote! { #[doc = #doc] #v, },
+            (None, true) => quote! { #[doc = #doc] #v(String), },
+            (None, false) => quote! { #[doc = #doc] #v, },
         }
     });
-    let arms = op.responses.iter().map(|Response { status, schema, .. }| {
+    let arms = op.responses.iter().map(|Response { status, schema, text, .. }| {
         let v = variant_name(*status);
         let code = quote! { axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR) };
-        match schema {
-            Some(_) => quote! { #name::#v(body) => (#code, axum::Json(body)).into_response(), },
-            None => quote! { #name::#v => #code.into_response(), },
+        match (schema, text) {
+            (Some(_), _) => quote! { #name::#v(body) => (#code, axum::Json(body)).into_response(), },
+            (None, true) => quote! {
+                #name::#v(body) => (#code, [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+            },
+            (None, false) => quote! { #name::#v => #code.into_response(), },
         }
     });
     quote! {
@@ -385,10 +389,12 @@ fn handler(op: &Operation) -> TokenStream {
             };
         }
     };
-    let parts_binding = if op.path_params.is_empty() {
-        quote! { parts }
-    } else {
-        quote! { mut parts }
+    let uses_parts =
+        op.secured || !op.path_params.is_empty() || !op.query_params.is_empty() || op.body.is_some();
+    let parts_binding = match (uses_parts, op.path_params.is_empty()) {
+        (false, _) => quote! { _parts },
+        (true, true) => quote! { parts },
+        (true, false) => quote! { mut parts },
     };
     let body_binding = if op.body.is_some() {
         quote! { body }

@@ -148,12 +148,12 @@ impl Api for WebhooksApi {
                 waker.notify_one();
             }
         }
+        // A repeated id answers with the event as first published, whatever this request says.
+        let event_type = published.event_type.parse::<types::UserEventType>().map_err(|e| {
+            Internal(crate::store::StoreError::Corrupt { id: published.id.clone(), reason: e.to_string() })
+        })?;
         Ok(responses::PublishEvent::Accepted(types::PublishEventResponse {
-            data: types::PublishedEvent {
-                id: published.id,
-                event_type: body.event_type,
-                deliveries: published.deliveries,
-            },
+            data: types::PublishedEvent { id: published.id, event_type, deliveries: published.deliveries },
         }))
     }
 
@@ -194,6 +194,32 @@ impl Api for WebhooksApi {
         let entries = self.store.search_logs(&log_query).await?;
         let data = entries.into_iter().map(log_entry).collect::<Result<_, _>>()?;
         Ok(responses::SearchWebhookLogs::Ok(types::SearchWebhookLogsResponse { data }))
+    }
+
+    async fn get_health(&self) -> Result<responses::GetHealth, Internal> {
+        Ok(responses::GetHealth::Ok(types::HealthStatus { status: types::HealthStatusStatus::Ok }))
+    }
+
+    async fn get_readiness(&self) -> Result<responses::GetReadiness, Internal> {
+        Ok(match self.store.ping().await {
+            Ok(()) => {
+                responses::GetReadiness::Ok(types::HealthStatus { status: types::HealthStatusStatus::Ok })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready: the database does not answer");
+                responses::GetReadiness::ServiceUnavailable(types::HealthStatus {
+                    status: types::HealthStatusStatus::Unavailable,
+                })
+            }
+        })
+    }
+
+    async fn get_metrics(&self) -> Result<responses::GetMetrics, Internal> {
+        match self.store.due_count().await {
+            Ok(due) => metrics::gauge!(crate::metrics::BACKLOG).set(due as f64),
+            Err(e) => tracing::warn!(error = %e, "could not count due deliveries"),
+        }
+        Ok(responses::GetMetrics::Ok(crate::metrics::handle().render()))
     }
 
     async fn delete_user_webhook(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::HeaderName;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,6 +13,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -21,9 +23,10 @@ use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::delivery::{build_client, TargetPolicy, Worker, WorkerSettings};
 use crate::error;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 pub const SPEC_JSON_PATH: &str = "/api-docs/openapi.json";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const SPEC_YAML_PATH: &str = "/api-docs/openapi.yaml";
 
 /// The contract as JSON, converted once from the checked-in YAML.
@@ -40,8 +43,15 @@ pub fn router(api: Arc<WebhooksApi>) -> anyhow::Result<Router> {
         .route(SPEC_YAML_PATH, get(spec_yaml))
         .merge(docs)
         .merge(contract)
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(CatchPanicLayer::custom(|_| error::internal_error()))
-        .layer(TraceLayer::new_for_http()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+        }))
+        // Outermost: every request gets an id (or keeps the caller's) that logs and the answer carry.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)))
 }
 
 async fn spec_yaml() -> Response {
@@ -81,13 +91,18 @@ pub fn worker(settings: &Settings, store: Store) -> anyhow::Result<Worker> {
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let sealer = SecretBox::from_settings(settings)?;
-    Store::connect(&settings.database_url, sealer)
+    let options = StoreOptions {
+        max_connections: settings.database_max_connections,
+        statement_timeout: settings.statement_timeout,
+    };
+    Store::connect(&settings.database_url, sealer, &options)
         .await
         .with_context(|| format!("opening the database {}", settings.database_url))
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::metrics::handle();
         let store = open_store(&settings).await?;
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);

@@ -87,6 +87,12 @@ pub struct SettingsArgs {
     /// Database URL or path [default: sqlite under the data directory].
     #[arg(long, env = "WEBHOOKS_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// Most database connections in the pool [default: 16].
+    #[arg(long, env = "WEBHOOKS_DATABASE_MAX_CONNECTIONS", global = true)]
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL `statement_timeout` of every connection; 0 for none [default: 30s].
+    #[arg(long, env = "WEBHOOKS_STATEMENT_TIMEOUT", global = true)]
+    pub statement_timeout: Option<humantime::Duration>,
     /// HS256 signing secret for tokens [default: generated into the data directory].
     #[arg(long, env = "WEBHOOKS_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -152,6 +158,8 @@ struct FileSettings {
     bind: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_max_connections: Option<u32>,
+    statement_timeout: Option<String>,
     jwt_secret: Option<String>,
     jwks_file: Option<PathBuf>,
     jwt_issuer: Option<String>,
@@ -176,6 +184,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub database_max_connections: u32,
+    pub statement_timeout: Duration,
     pub jwt_secret: Option<String>,
     pub jwks_file: Option<PathBuf>,
     pub jwt_issuer: Option<String>,
@@ -228,6 +238,15 @@ impl Settings {
         if delivery_lease <= delivery_timeout {
             bail!("delivery_lease ({delivery_lease:?}) must exceed delivery_timeout ({delivery_timeout:?}), or deliveries in flight would be claimed twice");
         }
+        let database_max_connections = args
+            .database_max_connections
+            .or(file.database_max_connections)
+            .unwrap_or(crate::store::DEFAULT_MAX_CONNECTIONS);
+        if database_max_connections == 0 {
+            bail!("database_max_connections must be at least 1");
+        }
+        let statement_timeout =
+            duration(args.statement_timeout, file.statement_timeout, "30s", "statement_timeout")?;
         let delivery_concurrency = args.delivery_concurrency.or(file.delivery_concurrency).unwrap_or(64);
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
@@ -239,6 +258,8 @@ impl Settings {
             },
             data_dir,
             database_url,
+            database_max_connections,
+            statement_timeout,
             jwt_secret: args.jwt_secret.or(file.jwt_secret),
             jwks_file: args.jwks_file.or(file.jwks_file),
             jwt_issuer: args.jwt_issuer.or(file.jwt_issuer),
@@ -311,6 +332,8 @@ mod tests {
         assert_eq!(defaults.allowed_roles, ["FACILITY_USER"]);
         let minutes = |m: u64| Duration::from_secs(60 * m);
         assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
+        assert_eq!(defaults.database_max_connections, 16);
+        assert_eq!(defaults.statement_timeout, Duration::from_secs(30));
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
     }

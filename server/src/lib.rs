@@ -9,4 +9,5 @@ pub mod crypto;
 pub mod delivery;
 pub mod error;
 mod keys;
+pub mod metrics;
 pub mod store;

@@ -5,6 +5,7 @@
 
 pub mod receiver;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -12,11 +13,14 @@ use tokio::sync::oneshot;
 use webhooks_server::app::App;
 use webhooks_server::auth::Authenticator;
 use webhooks_server::config::Settings;
+use webhooks_server::delivery::Worker;
 
 /// The role the default configuration allows.
 pub const FACILITY_USER: &str = "FACILITY_USER";
 /// A real role the default configuration does not allow: a valid token that gets 403.
 pub const NURSE_USER: &str = "NURSE_USER";
+/// The scope `publishEvent` requires.
+pub const PUBLISH_SCOPE: &str = "events:publish";
 
 /// reqwest is built with `rustls-no-provider`: building any client (even for plain HTTP)
 /// panics unless a process-wide crypto provider is installed first.
@@ -34,13 +38,24 @@ pub struct TestServer {
     auth: Authenticator,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The app's delivery worker: its loop runs unless `run_worker` was turned off, in which
+    /// case a test steps it with `deliver_due()`.
+    pub worker: Arc<Worker>,
 }
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Self::start`] with the default settings of a fresh data dir adjusted by `configure`
+    /// first (delivery settings, e.g. [`trust_receiver`]; `settings.data_dir` is the temporary
+    /// directory, a good place for files the settings point to). `bind` is forced to port 0.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
         install_crypto_provider();
         let data_dir = tempfile::tempdir().expect("creating a temporary data dir");
         let mut settings = Settings::for_data_dir(data_dir.path()).expect("default settings");
+        configure(&mut settings);
         settings.bind = "127.0.0.1:0".parse().expect("socket address");
         // Bound before `serve` starts: connections made from now on wait in the backlog,
         // so no readiness polling is needed.
@@ -49,6 +64,7 @@ impl TestServer {
         // Same settings, same data dir => the key the server verifies with.
         let auth = Authenticator::from_settings(&settings).expect("authenticator");
         let app = App::build(settings).await.expect("building the app");
+        let worker = app.worker.clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let stop = async {
@@ -59,7 +75,7 @@ impl TestServer {
                 eprintln!("server failed: {e:#}");
             }
         });
-        Self { base_url, data_dir, auth, http: raw_http_client(), shutdown: Some(shutdown) }
+        Self { base_url, data_dir, auth, http: raw_http_client(), shutdown: Some(shutdown), worker }
     }
 
     /// A token of `client_id`/`sub` with the allowed role.
@@ -69,6 +85,19 @@ impl TestServer {
 
     pub fn token_with_role(&self, client_id: &str, sub: &str, role: &str) -> String {
         self.auth.mint(client_id, sub, role, &[], Duration::from_secs(3600)).expect("minting a token")
+    }
+
+    /// A token of `client_id`/`sub` with the allowed role and these scopes.
+    pub fn token_with_scopes(&self, client_id: &str, sub: &str, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.auth
+            .mint(client_id, sub, FACILITY_USER, &scopes, Duration::from_secs(3600))
+            .expect("minting a token")
+    }
+
+    /// The generated client with a token that may publish events (scope [`PUBLISH_SCOPE`]).
+    pub fn publisher(&self) -> webhooks_client::Client {
+        self.client_with_token(&self.token_with_scopes("publisher", "event-source", &[PUBLISH_SCOPE]))
     }
 
     /// The generated client, authenticated as `client_id`/`sub` with the allowed role.
@@ -198,4 +227,52 @@ pub fn not_found_body() -> String {
 /// Parses a documented body, for comparisons with what the generated client decoded.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).expect("JSON")
+}
+
+/// Delivery settings for tests that use an in-test [`receiver::Receiver`]: trust its CA
+/// (written into `settings.data_dir`) and allow loopback targets (`127.0.0.0/8`).
+pub fn trust_receiver(settings: &mut Settings, receiver: &receiver::Receiver) {
+    settings.extra_ca_file = Some(receiver.write_ca_file(&settings.data_dir));
+    settings.allowed_targets = vec!["127.0.0.0/8".parse().expect("CIDR")];
+}
+
+pub use webhooks_server::store::testing::{TestDatabase, TEST_DATABASE_ENV};
+
+/// A [`TestServer`] on a fresh PostgreSQL database of its own (see [`TestServer::start_postgres`]);
+/// derefs to the server. The database is dropped after the server is told to stop.
+pub struct PgTestServer {
+    pub server: TestServer,
+    /// Declared after `server`, so dropped after it.
+    pub database: TestDatabase,
+}
+
+impl std::ops::Deref for PgTestServer {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl TestServer {
+    /// [`Self::start`] on a fresh PostgreSQL database `webhooks_test_<uuid>` created through
+    /// [`TEST_DATABASE_ENV`]; `None` (with the skip reason printed for `test`) when it is unset.
+    pub async fn start_postgres(test: &str) -> Option<PgTestServer> {
+        Self::start_postgres_with(test, |_| {}).await
+    }
+
+    /// [`Self::start_with`] on a fresh PostgreSQL database (see [`Self::start_postgres`]).
+    pub async fn start_postgres_with(
+        test: &str,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<PgTestServer> {
+        let database = TestDatabase::from_env(test).await?;
+        let url = database.url.clone();
+        let server = Self::start_with(move |settings| {
+            settings.database_url = url;
+            configure(settings);
+        })
+        .await;
+        Some(PgTestServer { server, database })
+    }
 }

@@ -163,10 +163,17 @@ async fn attempt(http: DeliveryHttp, schedule: Vec<Duration>, delivery: ClaimedD
         Err(reason) => (None, reason, false),
     };
     let retry = delivery.target.is_some() && !success;
+    // The delay runs from the end of the failed attempt, not its start.
+    let finished_ms = now_ms();
     let retry_at_ms = schedule
         .get(delivery.attempts as usize)
         .filter(|_| retry)
-        .map(|delay| at_ms + delay.as_millis() as i64);
+        .map(|delay| finished_ms + delay.as_millis() as i64);
+    crate::metrics::delivery(match (success, retry_at_ms) {
+        (true, _) => "success",
+        (false, Some(_)) => "retry",
+        (false, None) => "failure",
+    });
     if !success {
         tracing::warn!(delivery = %delivery.id, event = %delivery.event_id, %url, status = ?status_code,
             reason = %response_body.chars().take(200).collect::<String>(), retry = retry_at_ms.is_some(), "delivery attempt failed");

@@ -1,0 +1,482 @@
+//! The command line of `webhooks`: clap definitions and the value parsers of its arguments.
+//!
+//! Values the generated types can check (events, event types, sort order, dates, numbers) are
+//! checked here, so a typo is a usage error (exit 2) listing what is allowed. Rules of the
+//! contract that only the server applies (HTTPS URLs, at least one event, `limit` ≤ 100) are
+//! left to the server, whose 400 body is printed (exit 1).
+
+use std::ffi::OsString;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::types::{SearchWebhookLogsSortDirection, UserEventType, UserWebhookEvent};
+
+/// Where the server is when neither `--base-url` nor `WEBHOOKS_URL` says.
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
+/// At most this many `--secret` (the contract's `maxItems`; two allow a rotation).
+pub const MAX_SECRETS: usize = 2;
+
+/// Every `UserWebhookEvent` of the contract, as written on the wire.
+pub const WEBHOOK_EVENTS: [&str; 5] = [
+    "all",
+    "facility.user-connection.accepted",
+    "facility.user-connection.rejected",
+    "facility.creation.accepted",
+    "facility.creation.rejected",
+];
+
+/// Every `UserEventType` of the contract (the webhook events without `all`).
+pub const EVENT_TYPES: [&str; 4] = [
+    "facility.user-connection.accepted",
+    "facility.user-connection.rejected",
+    "facility.creation.accepted",
+    "facility.creation.rejected",
+];
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the API answered with an error (its body is printed on stderr), or with an answer the
+     contract does not allow
+  2  usage error: unknown or missing arguments, invalid values, no token
+  3  the server could not be reached: connection refused, DNS, TLS, timeout, connection lost
+
+Examples:
+  export WEBHOOKS_URL=http://127.0.0.1:8080 WEBHOOKS_TOKEN=<jwt>
+  webhooks create --url https://example.com/hook --events facility.creation.accepted,facility.creation.rejected
+  webhooks list
+  webhooks --json get <ID> | jq -r .data.secrets[0]
+  webhooks update <ID> --events all --secret new-secret --secret old-secret
+  webhooks logs --event-type facility.creation.accepted --start 2026-11-01 --limit 20
+  webhooks delete <ID>";
+
+/// `webhooks`: manage your User Webhooks from the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "webhooks",
+    version,
+    about = "Manage User Webhooks (create, list, get, update, delete) and read their delivery log",
+    long_about = "Manage User Webhooks (create, list, get, update, delete) and read their delivery \
+                  log, through the client generated from openapi.yaml.\n\n\
+                  Output is a table by default; --json prints the API's JSON for scripts.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options valid before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Base URL of the API server: scheme, host and port (any `/api/v2/...` path is added)
+    #[arg(
+        long,
+        env = "WEBHOOKS_URL",
+        default_value = DEFAULT_BASE_URL,
+        value_parser = parse_base_url,
+        global = true,
+        value_name = "URL"
+    )]
+    pub base_url: String,
+
+    /// Bearer token (a JWT), sent as `Authorization: Bearer <TOKEN>`; required
+    #[arg(long, env = "WEBHOOKS_TOKEN", hide_env_values = true, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Print JSON instead of tables (for scripts)
+    #[arg(
+        long,
+        global = true,
+        long_help = "Print JSON instead of tables, for scripts.\n\n\
+                     On success, stdout gets the whole response body of the contract, `{\"data\": …}` \
+                     (nothing for `delete`, whose answer is empty). On an API error, stderr gets the \
+                     error body, `{\"message\", \"error\", \"statusCode\"}`. Bodies of documented \
+                     answers are decoded by the generated client and re-encoded (pretty-printed): \
+                     the contract's fields and values, keys in schema order. An answer the contract \
+                     does not describe is printed as received."
+    )]
+    pub json: bool,
+
+    /// Show webhook secrets in full in tables (by default all but the last 4 characters are masked)
+    #[arg(long, global = true)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register a webhook (createUserWebhook); prints it
+    Create(CreateArgs),
+    /// List your webhooks (listUserWebhooks)
+    List,
+    /// Show one webhook (getUserWebhook)
+    Get {
+        /// Id of the webhook
+        id: String,
+    },
+    /// Replace a webhook's events; change its URL or secrets when given (updateUserWebhook)
+    Update(UpdateArgs),
+    /// Delete a webhook (deleteUserWebhook)
+    Delete {
+        /// Id of the webhook
+        id: String,
+    },
+    /// Search the delivery log of your webhooks, newest first (searchWebhookLogs)
+    #[command(after_help = "Columns: CREATED (when the event was scheduled), EVENT, WEBHOOK (id), STATUS \
+                      (success if any attempt succeeded), HTTP (status of the first attempt, - when \
+                      there was no answer yet or none), RETRIES (attempts after the first).")]
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The HTTPS URL events are sent to
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+
+    /// Events to subscribe to: comma-separated or repeated; `all` means every event
+    #[arg(long, required = true, value_delimiter = ',', value_parser = webhook_event_parser(), value_name = "EVENT")]
+    pub events: Vec<UserWebhookEvent>,
+
+    /// A signing secret; repeat for a second one (rotation). Without it the server generates one
+    #[arg(long = "secret", value_name = "SECRET")]
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Id of the webhook
+    pub id: String,
+
+    /// The new events (replace the stored list): comma-separated or repeated
+    #[arg(long, required = true, value_delimiter = ',', value_parser = webhook_event_parser(), value_name = "EVENT")]
+    pub events: Vec<UserWebhookEvent>,
+
+    /// A new HTTPS URL; the stored one is kept when absent
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// New signing secrets (repeat for a second one); the stored ones are kept when absent
+    #[arg(long = "secret", value_name = "SECRET")]
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only entries of this event type
+    #[arg(long, value_parser = event_type_parser(), value_name = "TYPE")]
+    pub event_type: Option<UserEventType>,
+
+    /// Only entries of this webhook
+    #[arg(long = "webhook", value_name = "ID")]
+    pub webhook_id: Option<String>,
+
+    /// Only entries created at or after this instant: RFC 3339 or YYYY-MM-DD (midnight UTC)
+    #[arg(long, value_parser = parse_instant, value_name = "DATE")]
+    pub start: Option<DateTime<Utc>>,
+
+    /// Only entries created before this instant: RFC 3339 or YYYY-MM-DD (midnight UTC)
+    #[arg(long, value_parser = parse_instant, value_name = "DATE")]
+    pub end: Option<DateTime<Utc>>,
+
+    /// How many entries to return (server default 10, at most 100)
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..), value_name = "N")]
+    pub limit: Option<i64>,
+
+    /// How many entries to skip
+    #[arg(long, value_name = "N")]
+    pub offset: Option<u64>,
+
+    /// Order by creation date (server default: desc)
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub sort: Option<Sort>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Sort {
+    Asc,
+    Desc,
+}
+
+impl From<Sort> for SearchWebhookLogsSortDirection {
+    fn from(sort: Sort) -> Self {
+        match sort {
+            Sort::Asc => Self::Asc,
+            Sort::Desc => Self::Desc,
+        }
+    }
+}
+
+/// Parses the command line (`args[0]` is the program name) and checks what clap cannot
+/// express: a token from `--token` or `WEBHOOKS_TOKEN` (global options cannot be required),
+/// and at most [`MAX_SECRETS`] secrets.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    if cli.global.token.as_deref().is_none_or(str::is_empty) {
+        return Err(Cli::command().error(
+            ErrorKind::MissingRequiredArgument,
+            "a token is required: pass --token <TOKEN> or set WEBHOOKS_TOKEN",
+        ));
+    }
+    let secrets = match &cli.command {
+        Command::Create(args) => args.secrets.len(),
+        Command::Update(args) => args.secrets.len(),
+        _ => 0,
+    };
+    if secrets > MAX_SECRETS {
+        return Err(Cli::command().error(
+            ErrorKind::TooManyValues,
+            format!("--secret is given {secrets} times; a webhook has at most {MAX_SECRETS} secrets"),
+        ));
+    }
+    Ok(cli)
+}
+
+fn webhook_event_parser() -> impl TypedValueParser<Value = UserWebhookEvent> {
+    PossibleValuesParser::new(WEBHOOK_EVENTS).try_map(|name| name.parse::<UserWebhookEvent>())
+}
+
+fn event_type_parser() -> impl TypedValueParser<Value = UserEventType> {
+    PossibleValuesParser::new(EVENT_TYPES).try_map(|name| name.parse::<UserEventType>())
+}
+
+/// An `http` or `https` URL with a host and no query or fragment; trailing `/` removed (the
+/// generated client appends `/api/...`).
+pub fn parse_base_url(value: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("the scheme must be http or https, not {}", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL must not have a query or a fragment".to_owned());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// RFC 3339 (`2026-11-01T00:00:00Z`, any offset, converted to UTC) or a date
+/// (`2026-11-01`, midnight UTC).
+pub fn parse_instant(value: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(value) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|midnight| midnight.and_utc())
+        .ok_or_else(|| {
+            "expected an RFC 3339 instant (2026-11-01T00:00:00Z) or a date (2026-11-01)".to_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: [&str; 2] = ["--token", "t0ken"];
+
+    fn parse_ok(args: &[&str]) -> Cli {
+        let argv = ["webhooks"].iter().chain(TOKEN.iter()).chain(args.iter());
+        match parse(argv) {
+            Ok(cli) => cli,
+            Err(e) => panic!("{args:?} should parse: {e}"),
+        }
+    }
+
+    fn parse_err(args: &[&str]) -> clap::Error {
+        let argv = ["webhooks"].iter().chain(TOKEN.iter()).chain(args.iter());
+        match parse(argv) {
+            Ok(cli) => panic!("{args:?} should not parse: {cli:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn event_lists_cover_the_generated_enums() {
+        for name in WEBHOOK_EVENTS {
+            let event: UserWebhookEvent = name.parse().expect("a webhook event");
+            assert_eq!(event.to_string(), name);
+        }
+        for name in EVENT_TYPES {
+            let event: UserEventType = name.parse().expect("an event type");
+            assert_eq!(event.to_string(), name);
+        }
+        // Tripwire: a new variant in the contract stops this from compiling until the
+        // lists above are updated.
+        fn _exhaustive(event: UserWebhookEvent) {
+            use UserWebhookEvent::*;
+            match event {
+                All
+                | FacilityUserConnectionAccepted
+                | FacilityUserConnectionRejected
+                | FacilityCreationAccepted
+                | FacilityCreationRejected => {}
+            }
+        }
+    }
+
+    #[test]
+    fn create_takes_comma_separated_and_repeated_events_and_up_to_two_secrets() {
+        let cli = parse_ok(&[
+            "create",
+            "--url",
+            "https://example.com/hook",
+            "--events",
+            "all,facility.creation.accepted",
+            "--events",
+            "facility.creation.rejected",
+            "--secret",
+            "s1",
+            "--secret",
+            "s2",
+        ]);
+        let Command::Create(args) = cli.command else { panic!("create: {:?}", cli.command) };
+        assert_eq!(args.url, "https://example.com/hook");
+        assert_eq!(
+            args.events,
+            vec![
+                UserWebhookEvent::All,
+                UserWebhookEvent::FacilityCreationAccepted,
+                UserWebhookEvent::FacilityCreationRejected
+            ]
+        );
+        assert_eq!(args.secrets, vec!["s1", "s2"]);
+
+        let e = parse_err(&[
+            "create",
+            "--url",
+            "https://x",
+            "--events",
+            "all",
+            "--secret",
+            "a",
+            "--secret",
+            "b",
+            "--secret",
+            "c",
+        ]);
+        assert_eq!(e.kind(), ErrorKind::TooManyValues);
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn events_are_checked_against_the_contract() {
+        let e = parse_err(&["create", "--url", "https://x", "--events", "facility.created"]);
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        assert!(e.to_string().contains("facility.user-connection.accepted"), "{e}");
+        // Required, on create and on update.
+        assert_eq!(parse_err(&["create", "--url", "https://x"]).kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(parse_err(&["update", "id-1"]).kind(), ErrorKind::MissingRequiredArgument);
+        // `all` is a webhook event, not an event type of a log entry.
+        assert_eq!(parse_err(&["logs", "--event-type", "all"]).kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn the_url_is_left_to_the_server() {
+        let cli = parse_ok(&["create", "--url", "http://x", "--events", "all"]);
+        let Command::Create(args) = cli.command else { panic!("create") };
+        assert_eq!(args.url, "http://x");
+    }
+
+    #[test]
+    fn update_keeps_url_and_secrets_optional() {
+        let cli = parse_ok(&["update", "id-1", "--events", "facility.creation.accepted"]);
+        let Command::Update(args) = cli.command else { panic!("update") };
+        assert_eq!(args.id, "id-1");
+        assert_eq!(args.url, None);
+        assert!(args.secrets.is_empty());
+    }
+
+    #[test]
+    fn logs_filters_parse_into_the_generated_types() {
+        let cli = parse_ok(&[
+            "logs",
+            "--event-type",
+            "facility.creation.rejected",
+            "--webhook",
+            "w-1",
+            "--start",
+            "2026-11-01",
+            "--end",
+            "2026-11-30T12:00:00+01:00",
+            "--limit",
+            "20",
+            "--offset",
+            "40",
+            "--sort",
+            "asc",
+        ]);
+        let Command::Logs(args) = cli.command else { panic!("logs") };
+        assert_eq!(args.event_type, Some(UserEventType::FacilityCreationRejected));
+        assert_eq!(args.webhook_id.as_deref(), Some("w-1"));
+        assert_eq!(args.start.map(|d| d.to_rfc3339()), Some("2026-11-01T00:00:00+00:00".to_owned()));
+        assert_eq!(args.end.map(|d| d.to_rfc3339()), Some("2026-11-30T11:00:00+00:00".to_owned()));
+        assert_eq!(args.limit, Some(20));
+        assert_eq!(args.offset, Some(40));
+        assert_eq!(
+            args.sort.map(SearchWebhookLogsSortDirection::from),
+            Some(SearchWebhookLogsSortDirection::Asc)
+        );
+
+        assert_eq!(parse_err(&["logs", "--start", "yesterday"]).kind(), ErrorKind::ValueValidation);
+        assert_eq!(parse_err(&["logs", "--limit", "-1"]).kind(), ErrorKind::UnknownArgument);
+        assert_eq!(parse_err(&["logs", "--sort", "up"]).kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli = parse_ok(&["list", "--json", "--show-secrets", "--base-url", "https://api.example.com/"]);
+        assert!(cli.global.json);
+        assert!(cli.global.show_secrets);
+        assert_eq!(cli.global.base_url, "https://api.example.com");
+        assert_eq!(cli.global.token.as_deref(), Some("t0ken"));
+        assert!(matches!(cli.command, Command::List));
+
+        let cli = parse_ok(&["--json", "get", "id-1"]);
+        assert!(cli.global.json);
+        assert!(matches!(cli.command, Command::Get { id } if id == "id-1"));
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(parse_base_url("http://127.0.0.1:8080/").as_deref(), Ok("http://127.0.0.1:8080"));
+        assert_eq!(parse_base_url("https://h/prefix/").as_deref(), Ok("https://h/prefix"));
+        assert!(parse_base_url("127.0.0.1:8080").is_err());
+        assert!(parse_base_url("ftp://h").is_err());
+        assert!(parse_base_url("http://h/?a=1").is_err());
+        assert_eq!(parse_err(&["--base-url", "nope", "list"]).kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn a_subcommand_is_required() {
+        let e = parse_err(&[]);
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn help_exits_zero_and_documents_exit_codes_and_json() {
+        let e = parse_err(&["--help"]);
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        assert_eq!(e.exit_code(), 0);
+        let help = e.to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+        assert!(help.contains("WEBHOOKS_TOKEN"), "{help}");
+        assert!(help.contains("{\"data\": …}"), "{help}");
+    }
+}

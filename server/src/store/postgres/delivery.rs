@@ -1,0 +1,288 @@
+//! Events, deliveries and attempts on PostgreSQL, shared by every replica.
+//!
+//! - Publication: the event insert is `ON CONFLICT (id) DO NOTHING` inside the transaction that
+//!   also inserts the deliveries. A concurrent publication of the same id (another replica)
+//!   waits on the unique index until the first commits, inserts nothing, and reports the stored
+//!   event: one fan-out per id, whatever the number of replicas.
+//! - Claims: one statement locks due, unleased rows with `FOR UPDATE SKIP LOCKED` (workers never
+//!   wait for each other nor take the same row) and leases them; a dead replica's leases expire
+//!   and its deliveries are claimed again.
+
+use serde_json::Value;
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::PgStore;
+use crate::store::{
+    event_body, now_ms, open_secrets, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, LoggedAttempt,
+    NewEvent, PublishedEvent, StoreError, Target,
+};
+
+impl PgStore {
+    /// Records the event and one delivery per matching webhook, in one transaction.
+    pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+        let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let body = event_body(&event.event_type, &event.data);
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&event.event_type)
+        .bind(&event.user_id)
+        .bind(body)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Read committed: this statement sees the first publication's event and deliveries.
+            let row = sqlx::query(
+                "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
+                   FROM events e WHERE e.id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(PublishedEvent {
+                id,
+                event_type: row.try_get("event_type")?,
+                deliveries: row.try_get("n")?,
+                duplicate: true,
+            });
+        }
+        let deliveries = sqlx::query(
+            "INSERT INTO deliveries (id, event_id, webhook_id, client_id, user_id, url, status, next_attempt_at, created_at)
+             SELECT gen_random_uuid()::text, $1, id, client_id, $2, url, 'pending', $3, $3
+               FROM webhooks
+              WHERE user_id = $2 AND (events LIKE '%\"all\"%' OR events LIKE $4)
+              ORDER BY seq",
+        )
+        .bind(&id)
+        .bind(&event.user_id)
+        .bind(now)
+        .bind(format!("%\"{}\"%", event.event_type))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(PublishedEvent {
+            id,
+            event_type: event.event_type,
+            deliveries: deliveries as i64,
+            duplicate: false,
+        })
+    }
+
+    /// Claims up to `limit` due deliveries for `lease_ms`, skipping rows other workers hold.
+    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let now = now_ms();
+        let token = uuid::Uuid::new_v4().to_string();
+        let rows = sqlx::query(
+            "WITH claimed AS (
+                UPDATE deliveries SET lease_until = $1, lease_token = $2
+                 WHERE seq IN (SELECT seq FROM deliveries
+                                WHERE status = 'pending' AND next_attempt_at <= $3
+                                  AND (lease_until IS NULL OR lease_until <= $3)
+                                ORDER BY next_attempt_at, seq
+                                LIMIT $4
+                                  FOR UPDATE SKIP LOCKED)
+             RETURNING seq, id, event_id, webhook_id, attempts, url, next_attempt_at)
+             SELECT c.id, c.event_id, c.attempts, c.url AS fallback_url, e.body, w.id AS webhook, w.url, w.secrets
+               FROM claimed c
+               JOIN events e ON e.id = c.event_id
+               LEFT JOIN webhooks w ON w.id = c.webhook_id
+              ORDER BY c.next_attempt_at, c.seq",
+        )
+        .bind(now + lease_ms)
+        .bind(&token)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let webhook: Option<String> = row.try_get("webhook")?;
+                let target = match webhook {
+                    None => None,
+                    Some(webhook_id) => {
+                        let sealed: Vec<u8> = row.try_get("secrets")?;
+                        Some(Target {
+                            url: row.try_get("url")?,
+                            secrets: open_secrets(&self.secrets, &webhook_id, &sealed)?,
+                        })
+                    }
+                };
+                Ok(ClaimedDelivery {
+                    id: row.try_get("id")?,
+                    event_id: row.try_get("event_id")?,
+                    body: row.try_get("body")?,
+                    attempts: row.try_get("attempts")?,
+                    fallback_url: row.try_get("fallback_url")?,
+                    target,
+                })
+            })
+            .collect()
+    }
+
+    /// Records attempts and their consequences in one transaction (two statements per batch).
+    pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        // Rows in a stable order, so two workers recording overlapping batches (a retaken
+        // lease) lock them in the same order.
+        let mut outcomes: Vec<&AttemptOutcome> = outcomes.iter().collect();
+        outcomes.sort_by(|a, b| (&a.delivery_id, a.attempt).cmp(&(&b.delivery_id, b.attempt)));
+        let column = |f: fn(&AttemptOutcome) -> String| outcomes.iter().map(|o| f(o)).collect::<Vec<_>>();
+        let number = |f: fn(&AttemptOutcome) -> i64| outcomes.iter().map(|o| f(o)).collect::<Vec<_>>();
+        let ids = column(|o| o.delivery_id.clone());
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, attempt, url, status_code, response_body, duration_ms, created_at)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[])
+             ORDER BY 1, 2
+             ON CONFLICT (delivery_id, attempt) DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(number(|o| o.attempt))
+        .bind(column(|o| o.url.clone()))
+        .bind(outcomes.iter().map(|o| o.status_code.map(i64::from)).collect::<Vec<_>>())
+        .bind(column(|o| o.response_body.clone()))
+        .bind(number(|o| o.duration_ms))
+        .bind(number(|o| o.at_ms))
+        .execute(&mut *tx)
+        .await?;
+        let (status, next): (Vec<&str>, Vec<i64>) = outcomes
+            .iter()
+            .map(|o| match (o.success, o.retry_at_ms) {
+                (true, _) => ("success", o.at_ms),
+                (false, Some(at)) => ("pending", at),
+                (false, None) => ("failure", o.at_ms),
+            })
+            .unzip();
+        // A delivery recorded twice in one batch (never in the normal case) takes its first
+        // outcome, as on SQLite, where the second finds it no longer pending.
+        sqlx::query(
+            "UPDATE deliveries d
+                SET status = u.status, attempts = u.attempts, next_attempt_at = u.next,
+                    lease_until = NULL, lease_token = NULL
+               FROM (SELECT DISTINCT ON (id) id, status, attempts, next
+                       FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+                            WITH ORDINALITY AS u(id, status, attempts, next, n)
+                      ORDER BY id, n) u
+              WHERE d.id = u.id AND d.status = 'pending'",
+        )
+        .bind(&ids)
+        .bind(status)
+        .bind(number(|o| o.attempt + 1))
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many deliveries are due now (the backlog).
+    pub async fn due_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1",
+        )
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT d.id, d.webhook_id, d.event_id, e.event_type, e.body, d.url, d.status, d.created_at
+               FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
+        );
+        sql.push_bind(&q.client_id).push(" AND d.user_id = ").push_bind(&q.user_id);
+        if let Some(t) = &q.event_type {
+            sql.push(" AND e.event_type = ").push_bind(t);
+        }
+        if let Some(start) = q.start_ms {
+            sql.push(" AND d.created_at >= ").push_bind(start);
+        }
+        if let Some(end) = q.end_ms {
+            sql.push(" AND d.created_at < ").push_bind(end);
+        }
+        if let Some(w) = &q.webhook_id {
+            sql.push(" AND d.webhook_id = ").push_bind(w);
+        }
+        let order = if q.ascending { "ASC" } else { "DESC" };
+        sql.push(format!(" ORDER BY d.created_at {order}, d.seq {order} LIMIT "))
+            .push_bind(q.limit)
+            .push(" OFFSET ")
+            .push_bind(q.offset);
+        let rows = sql.build().fetch_all(self.pool()).await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let body: Vec<u8> = row.try_get("body")?;
+            entries.push(LogEntry {
+                id: row.try_get("id")?,
+                webhook_id: row.try_get("webhook_id")?,
+                event_id: row.try_get("event_id")?,
+                event_type: row.try_get("event_type")?,
+                request_payload: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                url: row.try_get("url")?,
+                status: row.try_get("status")?,
+                created_at_ms: row.try_get("created_at")?,
+                attempts: Vec::new(),
+            });
+        }
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT delivery_id, attempt, url, status_code, response_body, created_at
+               FROM attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt",
+        )
+        .bind(&ids)
+        .fetch_all(self.pool())
+        .await?;
+        for row in rows {
+            let delivery: String = row.try_get("delivery_id")?;
+            if let Some(entry) = entries.iter_mut().find(|e| e.id == delivery) {
+                entry.attempts.push(LoggedAttempt {
+                    attempt: row.try_get("attempt")?,
+                    url: row.try_get("url")?,
+                    status_code: row.try_get("status_code")?,
+                    response_body: row.try_get("response_body")?,
+                    created_at_ms: row.try_get("created_at")?,
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
+    pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "DELETE FROM attempts WHERE delivery_id IN
+               (SELECT id FROM deliveries WHERE created_at < $1 AND status <> 'pending')",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        let gone = sqlx::query("DELETE FROM deliveries WHERE created_at < $1 AND status <> 'pending'")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "DELETE FROM events WHERE created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+}

@@ -1,0 +1,292 @@
+//! Events, deliveries and attempts on SQLite: every write goes through the group-commit writer.
+
+use serde_json::Value;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::SqliteStore;
+use crate::store::{
+    event_body, now_ms, open_secrets, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, LoggedAttempt,
+    NewEvent, PublishedEvent, StoreError, Target,
+};
+
+impl SqliteStore {
+    /// Records the event and one delivery per matching webhook, in one transaction.
+    pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+        let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let body = event_body(&event.event_type, &event.data);
+        self.writer().write(move |conn| Box::pin(async move {
+        let now = now_ms();
+        // The insert comes first so the transaction holds the write lock from its first statement.
+        let inserted = sqlx::query(
+            "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&event.event_type)
+        .bind(&event.user_id)
+        .bind(body)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let row = sqlx::query(
+                "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
+                   FROM events e WHERE e.id = ?",
+            )
+            .bind(&id)
+            .fetch_one(&mut *conn)
+            .await?;
+            return Ok(PublishedEvent {
+                id,
+                event_type: row.try_get("event_type")?,
+                deliveries: row.try_get("n")?,
+                duplicate: true,
+            });
+        }
+        let webhooks = sqlx::query(
+            "SELECT id, client_id, url FROM webhooks
+              WHERE user_id = ? AND (events LIKE '%\"all\"%' OR events LIKE ?) ORDER BY seq",
+        )
+        .bind(&event.user_id)
+        .bind(format!("%\"{}\"%", event.event_type))
+        .fetch_all(&mut *conn)
+        .await?;
+        for webhook in &webhooks {
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, webhook_id, client_id, user_id, url, status, next_attempt_at, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(&id)
+            .bind(webhook.try_get::<String, _>("id")?)
+            .bind(webhook.try_get::<String, _>("client_id")?)
+            .bind(&event.user_id)
+            .bind(webhook.try_get::<String, _>("url")?)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(PublishedEvent {
+            id,
+            event_type: event.event_type,
+            deliveries: webhooks.len() as i64,
+            duplicate: false,
+        })
+        })).await
+    }
+
+    /// Claims up to `limit` due deliveries for `lease_ms`; a crashed worker's claims expire.
+    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let now = now_ms();
+        let token = uuid::Uuid::new_v4().to_string();
+        let lease_token = token.clone();
+        let claimed = self
+            .writer()
+            .write(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE deliveries SET lease_until = ?, lease_token = ?
+              WHERE seq IN (SELECT seq FROM deliveries
+                             WHERE status = 'pending' AND next_attempt_at <= ?
+                               AND (lease_until IS NULL OR lease_until <= ?)
+                             ORDER BY next_attempt_at, seq LIMIT ?)",
+                    )
+                    .bind(now + lease_ms)
+                    .bind(&lease_token)
+                    .bind(now)
+                    .bind(now)
+                    .bind(limit)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
+                })
+            })
+            .await?;
+        if claimed == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT d.id, d.event_id, d.attempts, d.url AS fallback_url, e.body, w.id AS webhook, w.url, w.secrets
+               FROM deliveries d
+               JOIN events e ON e.id = d.event_id
+               LEFT JOIN webhooks w ON w.id = d.webhook_id
+              WHERE d.lease_token = ?
+              ORDER BY d.next_attempt_at, d.seq",
+        )
+        .bind(&token)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let webhook: Option<String> = row.try_get("webhook")?;
+                let target = match webhook {
+                    None => None,
+                    Some(webhook_id) => {
+                        let sealed: Vec<u8> = row.try_get("secrets")?;
+                        Some(Target {
+                            url: row.try_get("url")?,
+                            secrets: open_secrets(self.secrets(), &webhook_id, &sealed)?,
+                        })
+                    }
+                };
+                Ok(ClaimedDelivery {
+                    id: row.try_get("id")?,
+                    event_id: row.try_get("event_id")?,
+                    body: row.try_get("body")?,
+                    attempts: row.try_get("attempts")?,
+                    fallback_url: row.try_get("fallback_url")?,
+                    target,
+                })
+            })
+            .collect()
+    }
+
+    /// Records attempts and their consequences, all in one transaction (one sync for a batch).
+    pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let outcomes = outcomes.to_vec();
+        self.writer().write(move |conn| Box::pin(async move {
+        for o in &outcomes {
+            sqlx::query(
+                "INSERT INTO attempts (delivery_id, attempt, url, status_code, response_body, duration_ms, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) DO NOTHING",
+            )
+            .bind(&o.delivery_id)
+            .bind(o.attempt)
+            .bind(&o.url)
+            .bind(o.status_code.map(i64::from))
+            .bind(&o.response_body)
+            .bind(o.duration_ms)
+            .bind(o.at_ms)
+            .execute(&mut *conn)
+            .await?;
+            let (status, next) = match (o.success, o.retry_at_ms) {
+                (true, _) => ("success", o.at_ms),
+                (false, Some(at)) => ("pending", at),
+                (false, None) => ("failure", o.at_ms),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, lease_token = NULL
+                  WHERE id = ? AND status = 'pending'",
+            )
+            .bind(status)
+            .bind(o.attempt + 1)
+            .bind(next)
+            .bind(&o.delivery_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+        })).await
+    }
+
+    /// How many deliveries are due now (the backlog).
+    pub async fn due_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?",
+        )
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT d.id, d.webhook_id, d.event_id, e.event_type, e.body, d.url, d.status, d.created_at
+               FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
+        );
+        sql.push_bind(&q.client_id).push(" AND d.user_id = ").push_bind(&q.user_id);
+        if let Some(t) = &q.event_type {
+            sql.push(" AND e.event_type = ").push_bind(t);
+        }
+        if let Some(start) = q.start_ms {
+            sql.push(" AND d.created_at >= ").push_bind(start);
+        }
+        if let Some(end) = q.end_ms {
+            sql.push(" AND d.created_at < ").push_bind(end);
+        }
+        if let Some(w) = &q.webhook_id {
+            sql.push(" AND d.webhook_id = ").push_bind(w);
+        }
+        let order = if q.ascending { "ASC" } else { "DESC" };
+        sql.push(format!(" ORDER BY d.created_at {order}, d.seq {order} LIMIT "))
+            .push_bind(q.limit)
+            .push(" OFFSET ")
+            .push_bind(q.offset);
+        let rows = sql.build().fetch_all(self.pool()).await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let body: Vec<u8> = row.try_get("body")?;
+            entries.push(LogEntry {
+                id: row.try_get("id")?,
+                webhook_id: row.try_get("webhook_id")?,
+                event_id: row.try_get("event_id")?,
+                event_type: row.try_get("event_type")?,
+                request_payload: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                url: row.try_get("url")?,
+                status: row.try_get("status")?,
+                created_at_ms: row.try_get("created_at")?,
+                attempts: Vec::new(),
+            });
+        }
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT delivery_id, attempt, url, status_code, response_body, created_at FROM attempts WHERE delivery_id IN (",
+        );
+        let mut ids = sql.separated(", ");
+        for e in &entries {
+            ids.push_bind(&e.id);
+        }
+        sql.push(") ORDER BY delivery_id, attempt");
+        for row in sql.build().fetch_all(self.pool()).await? {
+            let delivery: String = row.try_get("delivery_id")?;
+            if let Some(entry) = entries.iter_mut().find(|e| e.id == delivery) {
+                entry.attempts.push(LoggedAttempt {
+                    attempt: row.try_get("attempt")?,
+                    url: row.try_get("url")?,
+                    status_code: row.try_get("status_code")?,
+                    response_body: row.try_get("response_body")?,
+                    created_at_ms: row.try_get("created_at")?,
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
+    pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "DELETE FROM attempts WHERE delivery_id IN
+               (SELECT id FROM deliveries WHERE created_at < ? AND status <> 'pending')",
+                    )
+                    .bind(before_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                    let gone =
+                        sqlx::query("DELETE FROM deliveries WHERE created_at < ? AND status <> 'pending'")
+                            .bind(before_ms)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                    sqlx::query(
+                        "DELETE FROM events WHERE created_at < ?
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+                    )
+                    .bind(before_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(gone)
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,532 @@
+//! The store's test suite, run against both backends: every test below is an `async fn(&Harness)`
+//! named in [`both_backends!`], which makes it a test on a fresh SQLite file
+//! (`store::tests::sqlite::NAME`) and one on a fresh PostgreSQL database
+//! (`store::tests::postgres::NAME`, skipped with a printed reason unless
+//! `WEBHOOKS_TEST_DATABASE_URL` is set).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::testing::TestDatabase;
+use super::*;
+
+/// The secrets key of every test store (two stores on one database must read each other's rows).
+const KEY: [u8; 32] = [3; 32];
+
+/// A fresh database of one backend and a store on it.
+struct Harness {
+    store: Store,
+    /// Field order matters: the store goes before the database it uses.
+    database: Database,
+}
+
+enum Database {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+impl Harness {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::Sqlite(dir);
+        Self { store: open(&database).await, database }
+    }
+
+    async fn postgres(test: &str) -> Option<Self> {
+        let database = Database::Postgres(TestDatabase::from_env(&format!("store::tests::{test}")).await?);
+        Some(Self { store: open(&database).await, database })
+    }
+
+    /// Another store on the same database, with its own pool (and, on SQLite, its own writer):
+    /// what a second replica has.
+    async fn another(&self) -> Store {
+        open(&self.database).await
+    }
+}
+
+async fn open(database: &Database) -> Store {
+    let url = match database {
+        Database::Sqlite(dir) => dir.path().join("t.db").display().to_string(),
+        Database::Postgres(db) => db.url.clone(),
+    };
+    Store::connect(&url, SecretBox::new(&KEY).unwrap(), &StoreOptions::default()).await.unwrap()
+}
+
+/// Raw SQL for the tests (no parameters, so the same text runs on both backends).
+impl Store {
+    async fn exec(&self, sql: &str) {
+        match self {
+            Store::Sqlite(s) => sqlx::query(sql).execute(s.pool()).await.map(drop),
+            Store::Postgres(s) => sqlx::query(sql).execute(s.pool()).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn strings(&self, sql: &str) -> Vec<String> {
+        match self {
+            Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await,
+            Store::Postgres(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await,
+            Store::Postgres(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+        match self {
+            Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await,
+            Store::Postgres(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// Each named test body once per backend.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let harness = super::Harness::sqlite().await;
+                    super::$name(&harness).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(harness) = super::Harness::postgres(stringify!($name)).await else { return };
+                    assert_eq!(harness.store.backend(), "postgres");
+                    super::$name(&harness).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    crud_is_scoped_to_the_owner,
+    lists_are_in_creation_order,
+    unknown_and_odd_ids_are_not_found,
+    secrets_are_sealed_in_the_database,
+    fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempotent,
+    concurrent_publications_of_one_id_fan_out_once,
+    claims_exclude_each_other_until_the_lease_expires,
+    concurrent_claims_from_two_stores_never_take_one_delivery_twice,
+    failures_retry_on_schedule_then_give_up_and_success_stops_retries,
+    the_log_filters_sorts_and_pages,
+    purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_ones,
+);
+
+fn owner(c: &str, u: &str) -> Owner {
+    Owner { client_id: c.into(), user_id: u.into() }
+}
+
+async fn webhook(store: &Store, client: &str, user: &str, events: &[&str]) -> String {
+    let new = NewWebhook {
+        url: format!("https://{client}.example/hook"),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        secrets: vec!["s".into()],
+    };
+    store.create(&owner(client, user), new).await.unwrap().id
+}
+
+fn event(id: Option<&str>, event_type: &str, user: &str) -> NewEvent {
+    let mut data = serde_json::Map::new();
+    data.insert("facilityId".into(), "NUR-1".into());
+    NewEvent { id: id.map(str::to_owned), event_type: event_type.into(), user_id: user.into(), data }
+}
+
+fn outcome(d: &ClaimedDelivery, success: bool, retry_at_ms: Option<i64>) -> AttemptOutcome {
+    AttemptOutcome {
+        delivery_id: d.id.clone(),
+        attempt: d.attempts,
+        url: d.fallback_url.clone(),
+        status_code: Some(if success { 200 } else { 500 }),
+        response_body: String::new(),
+        duration_ms: 1,
+        at_ms: now_ms(),
+        success,
+        retry_at_ms,
+    }
+}
+
+fn log_query(client: &str, user: &str) -> LogQuery {
+    LogQuery {
+        client_id: client.into(),
+        user_id: user.into(),
+        event_type: None,
+        start_ms: None,
+        end_ms: None,
+        webhook_id: None,
+        limit: 100,
+        offset: 0,
+        ascending: false,
+    }
+}
+
+async fn crud_is_scoped_to_the_owner(h: &Harness) {
+    let store = &h.store;
+    let a = owner("c1", "u1");
+    let b = owner("c2", "u1");
+    let new = NewWebhook {
+        url: "https://a.example/x".into(),
+        events: vec!["all".into()],
+        secrets: vec!["s1".into(), "s2".into()],
+    };
+    let created = store.create(&a, new).await.unwrap();
+    assert_eq!(store.get(&a, &created.id).await.unwrap().as_ref(), Some(&created));
+    assert_eq!(store.get(&b, &created.id).await.unwrap(), None);
+    assert!(store.list(&b).await.unwrap().is_empty());
+    let update =
+        WebhookUpdate { url: None, events: vec!["facility.creation.accepted".into()], secrets: None };
+    assert_eq!(store.update(&b, &created.id, update.clone()).await.unwrap(), None);
+    let updated = store.update(&a, &created.id, update).await.unwrap().unwrap();
+    assert_eq!(updated.url, created.url);
+    assert_eq!(updated.secrets, created.secrets);
+    assert_eq!(updated.events, ["facility.creation.accepted"]);
+    let update = WebhookUpdate {
+        url: Some("https://b.example/y".into()),
+        events: vec!["all".into()],
+        secrets: Some(vec!["s3".into()]),
+    };
+    let updated = store.update(&a, &created.id, update).await.unwrap().unwrap();
+    assert_eq!(
+        (updated.url.as_str(), updated.secrets.as_slice()),
+        ("https://b.example/y", &["s3".to_owned()][..])
+    );
+    assert_eq!(store.list(&a).await.unwrap(), [updated]);
+    assert!(!store.delete(&b, &created.id).await.unwrap());
+    assert!(store.delete(&a, &created.id).await.unwrap());
+    assert!(!store.delete(&a, &created.id).await.unwrap());
+    assert!(store.list(&a).await.unwrap().is_empty());
+}
+
+async fn lists_are_in_creation_order(h: &Harness) {
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        // Interleaved with another owner's webhooks.
+        ids.push(webhook(&h.store, "c1", "u1", &["all"]).await);
+        if i % 3 == 0 {
+            webhook(&h.store, "c1", "u2", &["all"]).await;
+        }
+    }
+    let listed: Vec<String> =
+        h.store.list(&owner("c1", "u1")).await.unwrap().into_iter().map(|w| w.id).collect();
+    assert_eq!(listed, ids);
+    assert_eq!(h.store.list(&owner("c1", "u2")).await.unwrap().len(), 4);
+}
+
+async fn unknown_and_odd_ids_are_not_found(h: &Harness) {
+    let a = owner("c1", "u1");
+    let id = webhook(&h.store, "c1", "u1", &["all"]).await;
+    let update = WebhookUpdate { url: None, events: vec!["all".into()], secrets: None };
+    let long = "x".repeat(5000);
+    for odd in [
+        "",
+        "not-a-uuid",
+        "00000000-0000-0000-0000-000000000000",
+        "a\0b",
+        "'; DROP TABLE webhooks; --",
+        &long,
+    ] {
+        assert_eq!(h.store.get(&a, odd).await.unwrap(), None, "{odd:?}");
+        assert_eq!(h.store.update(&a, odd, update.clone()).await.unwrap(), None, "{odd:?}");
+        assert!(!h.store.delete(&a, odd).await.unwrap(), "{odd:?}");
+    }
+    // An owner that cannot exist finds nothing either.
+    assert!(h.store.list(&owner("c1\0", "u1")).await.unwrap().is_empty());
+    assert_eq!(h.store.get(&owner("c1", "u1\0"), &id).await.unwrap(), None);
+    let q = LogQuery { webhook_id: Some("w\0".into()), ..log_query("c1", "u1") };
+    assert!(h.store.search_logs(&q).await.unwrap().is_empty());
+    assert_eq!(h.store.list(&a).await.unwrap().len(), 1);
+}
+
+async fn secrets_are_sealed_in_the_database(h: &Harness) {
+    let secret = "plain-text-secret-that-must-not-appear";
+    let created = h
+        .store
+        .create(
+            &owner("c", "u"),
+            NewWebhook {
+                url: "https://a.example".into(),
+                events: vec!["all".into()],
+                secrets: vec![secret.into()],
+            },
+        )
+        .await
+        .unwrap();
+    let sealed = h.store.blobs("SELECT secrets FROM webhooks").await;
+    assert_eq!(sealed.len(), 1);
+    assert!(
+        !sealed[0].windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is stored in clear"
+    );
+    // Another store with the same key reads it (a second replica).
+    let other = h.another().await;
+    assert_eq!(other.get(&owner("c", "u"), &created.id).await.unwrap().unwrap().secrets, [secret]);
+}
+
+async fn fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempotent(h: &Harness) {
+    let store = &h.store;
+    webhook(store, "c1", "u1", &["all"]).await;
+    webhook(store, "c2", "u1", &["facility.creation.accepted"]).await;
+    webhook(store, "c1", "u1", &["facility.creation.rejected"]).await;
+    webhook(store, "c1", "u2", &["all"]).await;
+
+    let first = store.publish(event(Some("e-1"), "facility.creation.accepted", "u1")).await.unwrap();
+    assert_eq!((first.deliveries, first.duplicate), (2, false));
+    let again = store.publish(event(Some("e-1"), "facility.creation.accepted", "u1")).await.unwrap();
+    assert_eq!((again.id.as_str(), again.deliveries, again.duplicate), ("e-1", 2, true));
+    // The stored event answers, whatever the duplicate says.
+    let other = store.publish(event(Some("e-1"), "facility.creation.rejected", "u2")).await.unwrap();
+    assert_eq!(
+        (other.event_type.as_str(), other.deliveries, other.duplicate),
+        ("facility.creation.accepted", 2, true)
+    );
+    let generated = store.publish(event(None, "facility.user-connection.accepted", "u9")).await.unwrap();
+    assert!(uuid::Uuid::try_parse(&generated.id).is_ok());
+    assert_eq!((generated.deliveries, generated.duplicate), (0, false));
+
+    let claimed = store.claim_due(100, 60_000).await.unwrap();
+    let mut targets: Vec<_> = claimed.iter().map(|d| d.fallback_url.clone()).collect();
+    targets.sort();
+    assert_eq!(targets, ["https://c1.example/hook", "https://c2.example/hook"]);
+    assert!(claimed.iter().all(|d| d.event_id == "e-1" && d.attempts == 0));
+    assert!(claimed.iter().all(|d| uuid::Uuid::try_parse(&d.id).is_ok()));
+    assert!(claimed.iter().all(|d| d.target.as_ref().is_some_and(|t| t.secrets == ["s"])));
+    assert_eq!(
+        claimed[0].body,
+        br#"{"data":{"facilityId":"NUR-1"},"eventType":"facility.creation.accepted"}"#
+    );
+}
+
+async fn concurrent_publications_of_one_id_fan_out_once(h: &Harness) {
+    for i in 0..3 {
+        webhook(&h.store, &format!("c{i}"), "u1", &["all"]).await;
+    }
+    // Two stores (two pools: two replicas), many rounds of the same id published at once.
+    let other = h.another().await;
+    for round in 0..10 {
+        let id = format!("same-{round}");
+        let (a, b) = tokio::join!(
+            h.store.publish(event(Some(&id), "facility.creation.accepted", "u1")),
+            other.publish(event(Some(&id), "facility.creation.accepted", "u1")),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!((a.deliveries, b.deliveries), (3, 3), "round {round}");
+        assert!(a.duplicate != b.duplicate, "round {round}: exactly one is the first: {a:?} {b:?}");
+    }
+    assert_eq!(h.store.count("SELECT COUNT(*) FROM events").await, 10);
+    assert_eq!(h.store.count("SELECT COUNT(*) FROM deliveries").await, 30);
+}
+
+async fn claims_exclude_each_other_until_the_lease_expires(h: &Harness) {
+    let store = &h.store;
+    let other = h.another().await;
+    webhook(store, "c1", "u1", &["all"]).await;
+    store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
+    let first = store.claim_due(10, 150).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(store.claim_due(10, 150).await.unwrap().is_empty(), "claimed twice while leased");
+    assert!(other.claim_due(10, 150).await.unwrap().is_empty(), "another store took a leased one");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let retaken = store.claim_due(10, 60_000).await.unwrap();
+    assert_eq!(
+        retaken.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        [&first[0].id],
+        "an expired claim is retaken"
+    );
+}
+
+async fn concurrent_claims_from_two_stores_never_take_one_delivery_twice(h: &Harness) {
+    webhook(&h.store, "c1", "u1", &["all"]).await;
+    webhook(&h.store, "c2", "u1", &["all"]).await;
+    for _ in 0..100 {
+        h.store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
+    }
+    let other = h.another().await;
+    let claim_all = |store: Store| async move {
+        let mut mine = Vec::new();
+        loop {
+            let batch = store.claim_due(7, 60_000).await.unwrap();
+            if batch.is_empty() {
+                return mine;
+            }
+            mine.extend(batch.into_iter().map(|d| d.id));
+        }
+    };
+    let (a, b) = tokio::join!(claim_all(h.store.clone()), claim_all(other));
+    let union: BTreeSet<&String> = a.iter().chain(&b).collect();
+    assert_eq!(a.len() + b.len(), 200, "every delivery claimed exactly once ({} + {})", a.len(), b.len());
+    assert_eq!(union.len(), 200);
+}
+
+async fn failures_retry_on_schedule_then_give_up_and_success_stops_retries(h: &Harness) {
+    let store = &h.store;
+    webhook(store, "c1", "u1", &["all"]).await;
+    store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
+    assert_eq!(store.due_count().await.unwrap(), 1);
+
+    let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
+    store.record(&[outcome(&d, false, Some(now_ms() + 60_000))]).await.unwrap();
+    assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "retried before its time");
+    assert_eq!(store.due_count().await.unwrap(), 0);
+
+    // Due again now: a second failure with no retry left ends it.
+    store.exec("UPDATE deliveries SET next_attempt_at = 0").await;
+    let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
+    assert_eq!(d.attempts, 1);
+    let mut last = outcome(&d, false, None);
+    last.status_code = None;
+    last.response_body = "could not connect: refused \0 here".into();
+    store.record(&[last]).await.unwrap();
+    store.exec("UPDATE deliveries SET next_attempt_at = 0").await;
+    assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "a failed delivery came back");
+
+    let q = log_query("c1", "u1");
+    let log = store.search_logs(&q).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, "failure");
+    assert_eq!(log[0].attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(log[0].attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(), [Some(500), None]);
+    assert_eq!(log[0].attempts[1].response_body, "could not connect: refused \u{FFFD} here");
+    assert!(store.search_logs(&LogQuery { client_id: "c2".into(), ..q.clone() }).await.unwrap().is_empty());
+
+    // Recording the same attempt again (a retaken lease finishing late) changes nothing.
+    store.record(&[outcome(&d, true, None)]).await.unwrap();
+    assert_eq!(store.search_logs(&q).await.unwrap(), log);
+
+    // A success ends it at once.
+    store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
+    let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
+    store.record(&[outcome(&d, true, None)]).await.unwrap();
+    store.exec("UPDATE deliveries SET next_attempt_at = 0").await;
+    assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "a delivered one came back");
+    let log = store.search_logs(&q).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["success", "failure"]);
+}
+
+async fn the_log_filters_sorts_and_pages(h: &Harness) {
+    let store = &h.store;
+    let w1 = webhook(store, "c1", "u1", &["all"]).await;
+    let w2 = webhook(store, "c1", "u1", &["facility.creation.rejected"]).await;
+    let types = ["facility.creation.accepted", "facility.creation.rejected"];
+    for i in 0..6 {
+        store.publish(event(Some(&format!("e{i}")), types[i % 2], "u1")).await.unwrap();
+    }
+    // Same millisecond or not, the order is (created_at, seq): publication order.
+    let all = store.search_logs(&LogQuery { ascending: true, ..log_query("c1", "u1") }).await.unwrap();
+    let events: Vec<&str> = all.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(events, ["e0", "e1", "e1", "e2", "e3", "e3", "e4", "e5", "e5"]);
+    assert!(all.iter().all(|e| e.status == "pending" && e.attempts.is_empty()));
+    assert_eq!(
+        all[0].request_payload,
+        serde_json::json!({"data": {"facilityId": "NUR-1"}, "eventType": types[0]})
+    );
+    assert_eq!(all[0].url, "https://c1.example/hook");
+
+    let desc = store.search_logs(&log_query("c1", "u1")).await.unwrap();
+    assert_eq!(
+        desc.iter().rev().map(|e| &e.id).collect::<Vec<_>>(),
+        all.iter().map(|e| &e.id).collect::<Vec<_>>()
+    );
+    let page =
+        store.search_logs(&LogQuery { limit: 3, offset: 2, ascending: true, ..log_query("c1", "u1") }).await;
+    assert_eq!(page.unwrap(), all[2..5]);
+    let only_w2 =
+        store.search_logs(&LogQuery { webhook_id: Some(w2.clone()), ..log_query("c1", "u1") }).await;
+    assert!(only_w2.unwrap().iter().all(|e| e.webhook_id == w2 && e.event_type == types[1]));
+    let rejected = store
+        .search_logs(&LogQuery { event_type: Some(types[1].into()), ..log_query("c1", "u1") })
+        .await
+        .unwrap();
+    assert_eq!(rejected.len(), 6);
+    let of_w1 = store.search_logs(&LogQuery { webhook_id: Some(w1), ..log_query("c1", "u1") }).await.unwrap();
+    assert_eq!(of_w1.len(), 6);
+    let (first, last) = (all[0].created_at_ms, all[8].created_at_ms);
+    let window = LogQuery { start_ms: Some(first), end_ms: Some(last + 1), ..log_query("c1", "u1") };
+    assert_eq!(store.search_logs(&window).await.unwrap().len(), 9);
+    let none = LogQuery { start_ms: Some(last + 1), ..log_query("c1", "u1") };
+    assert!(store.search_logs(&none).await.unwrap().is_empty());
+}
+
+async fn purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_ones(h: &Harness) {
+    let store = &h.store;
+    webhook(store, "c1", "u1", &["all"]).await;
+    store.publish(event(Some("old"), "facility.creation.accepted", "u1")).await.unwrap();
+    store.publish(event(Some("pending"), "facility.creation.accepted", "u1")).await.unwrap();
+    let claimed = store.claim_due(10, 60_000).await.unwrap();
+    let old = claimed.iter().find(|d| d.event_id == "old").unwrap();
+    store.record(&[outcome(old, true, None)]).await.unwrap();
+    let fifteen_days_ms: i64 = 15 * 24 * 3600 * 1000;
+    store.exec(&format!("UPDATE deliveries SET created_at = created_at - {fifteen_days_ms}")).await;
+    store.exec(&format!("UPDATE events SET created_at = created_at - {fifteen_days_ms}")).await;
+
+    assert_eq!(store.purge(now_ms() - 14 * 24 * 3600 * 1000).await.unwrap(), 1);
+    assert_eq!(store.strings("SELECT event_id FROM deliveries").await, ["pending"]);
+    assert_eq!(store.count("SELECT COUNT(*) FROM events").await, 1);
+    assert_eq!(store.count("SELECT COUNT(*) FROM attempts").await, 0);
+}
+
+/// SQLite only: neither the database file nor its WAL holds a secret in clear.
+#[tokio::test]
+async fn sqlite_files_hold_no_secret_in_clear() {
+    let h = Harness::sqlite().await;
+    let secret = "plain-text-secret-that-must-not-appear";
+    let new = NewWebhook {
+        url: "https://a.example".into(),
+        events: vec!["all".into()],
+        secrets: vec![secret.into()],
+    };
+    h.store.create(&owner("c", "u"), new).await.unwrap();
+    h.store.close().await;
+    let Database::Sqlite(dir) = &h.database else { unreachable!() };
+    for name in ["t.db", "t.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{name} holds the secret");
+        }
+    }
+}
+
+/// PostgreSQL only: a missing database is created (by one of several replicas starting at once),
+/// and every connection carries the configured `statement_timeout`.
+#[tokio::test]
+async fn postgres_creates_a_missing_database_and_applies_the_statement_timeout() {
+    let test = "store::tests::postgres_creates_a_missing_database_and_applies_the_statement_timeout";
+    let Some(admin) = TestDatabase::from_env(test).await else { return };
+    let missing = TestDatabase::reserve(&admin.url).unwrap();
+    let options = StoreOptions { max_connections: 2, statement_timeout: Duration::from_millis(200) };
+    let connect = || Store::connect(&missing.url, SecretBox::new(&KEY).unwrap(), &options);
+    let (a, b) = tokio::join!(connect(), connect());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let id = webhook(&a, "c", "u", &["all"]).await;
+    assert_eq!(b.get(&owner("c", "u"), &id).await.unwrap().map(|w| w.id), Some(id));
+
+    let Store::Postgres(pg) = &a else { panic!("a postgres:// URL opened {}", a.backend()) };
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(pg.pool()).await.unwrap();
+    assert_eq!(timeout, "200ms");
+    let slow = sqlx::query("SELECT pg_sleep(2)").execute(pg.pool()).await.unwrap_err();
+    let code = slow.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("57014"), "query_canceled: {slow}");
+    a.close().await;
+    b.close().await;
+}
+
+#[test]
+fn postgres_urls_select_postgres() {
+    for url in ["postgres://root@127.0.0.1/db", "postgresql://h/db", "POSTGRES://h/db"] {
+        assert!(is_postgres_url(url), "{url}");
+    }
+    for url in ["sqlite://./data/webhooks.db", "sqlite:t.db", "./data/webhooks.db", "/tmp/postgres://x"] {
+        assert!(!is_postgres_url(url), "{url}");
+    }
+}
