@@ -132,7 +132,7 @@ pub struct SettingsArgs {
     /// Do not run the delivery worker inside `serve`.
     #[arg(long, env = "WEBHOOKS_NO_WORKER", global = true)]
     pub no_worker: bool,
-    /// Deliveries in flight at once [default: 64].
+    /// Deliveries in flight at once [default: 128].
     #[arg(long, env = "WEBHOOKS_DELIVERY_CONCURRENCY", global = true)]
     pub delivery_concurrency: Option<usize>,
     /// How long a worker's claim on a delivery lasts [default: 60s].
@@ -247,7 +247,7 @@ impl Settings {
         }
         let statement_timeout =
             duration(args.statement_timeout, file.statement_timeout, "30s", "statement_timeout")?;
-        let delivery_concurrency = args.delivery_concurrency.or(file.delivery_concurrency).unwrap_or(64);
+        let delivery_concurrency = args.delivery_concurrency.or(file.delivery_concurrency).unwrap_or(128);
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
         }

@@ -78,6 +78,9 @@ impl Worker {
     /// Runs until `shutdown` turns true, then finishes (and records) what is in flight.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut in_flight: JoinSet<AttemptOutcome> = JoinSet::new();
+        // Outcomes are recorded off the loop, so sending never waits for a commit. The
+        // deliveries stay leased until recorded, so nothing is claimed twice meanwhile.
+        let mut recording: JoinSet<()> = JoinSet::new();
         let mut last_purge: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
@@ -117,7 +120,9 @@ impl Worker {
                     while let Some(done) = in_flight.try_join_next() {
                         outcomes.extend(done);
                     }
-                    self.record(&outcomes).await;
+                    let worker = self.clone();
+                    recording.spawn(async move { worker.record(&outcomes).await });
+                    while recording.try_join_next().is_some() {}
                 }
                 _ = self.wake.notified(), if in_flight.len() < self.settings.concurrency => {}
                 _ = tokio::time::sleep(self.settings.poll_interval), if in_flight.len() < self.settings.concurrency => {}
@@ -129,6 +134,7 @@ impl Worker {
             outcomes.extend(done);
         }
         self.record(&outcomes).await;
+        while recording.join_next().await.is_some() {}
     }
 
     async fn record(&self, outcomes: &[AttemptOutcome]) {
