@@ -47,7 +47,7 @@ pub fn router(api: Arc<WebhooksApi>) -> anyhow::Result<Router> {
         .layer(CatchPanicLayer::custom(|_| error::internal_error()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+            tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
         }))
         // Outermost: every request gets an id (or keeps the caller's) that logs and the answer carry.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

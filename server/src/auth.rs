@@ -6,6 +6,7 @@
 //! a valid token whose `role` is not allowed or that lacks a required scope is 403.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -47,12 +48,35 @@ pub struct Claims {
 }
 
 pub struct Authenticator {
+    /// Tokens already verified, until they expire: a client sends the same token on every
+    /// request, and checking a signature costs more than the rest of a rejected request.
+    verified: Mutex<HashMap<String, Verified>>,
     hs256: Option<(EncodingKey, DecodingKey)>,
     /// RS256/ES256 keys by `kid`.
     jwks: HashMap<String, (Algorithm, DecodingKey)>,
     issuer: Option<String>,
     audience: Option<String>,
     allowed_roles: Vec<String>,
+}
+
+/// What authorization needs from a verified token.
+#[derive(Debug, Clone)]
+struct Verified {
+    client_id: String,
+    user_id: String,
+    role: Option<String>,
+    scopes: Vec<String>,
+    /// Unix seconds after which the token is refused (its `exp` plus the leeway).
+    valid_until: u64,
+}
+
+/// Verified tokens kept at most; past it the cache starts over (cheap, and bounded).
+const VERIFIED_CACHE: usize = 10_000;
+/// Clock leeway for `exp`, as in the verification itself.
+const LEEWAY_SECS: u64 = 30;
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 impl Authenticator {
@@ -68,6 +92,7 @@ impl Authenticator {
             (None, false) => None,
         };
         Ok(Self {
+            verified: Mutex::new(HashMap::new()),
             hs256: secret.map(|s| (EncodingKey::from_secret(&s), DecodingKey::from_secret(&s))),
             jwks,
             issuer: settings.jwt_issuer.clone(),
@@ -79,17 +104,45 @@ impl Authenticator {
     /// Authenticates the request and checks role and scopes.
     pub fn authorize(&self, headers: &HeaderMap, required_scopes: &[&str]) -> Result<Principal, Rejection> {
         let token = bearer(headers).ok_or(Rejection::Unauthorized)?;
-        let claims = self.verify(token).ok_or(Rejection::Unauthorized)?;
-        let client_id = claims.azp.or(claims.client_id).ok_or(Rejection::Unauthorized)?;
-        if claims.sub.is_empty() || client_id.is_empty() {
-            return Err(Rejection::Unauthorized);
-        }
-        let role_allowed = claims.role.as_ref().is_some_and(|r| self.allowed_roles.contains(r));
-        let scopes: Vec<&str> = claims.scope.split_ascii_whitespace().collect();
-        if !role_allowed || !required_scopes.iter().all(|s| scopes.contains(s)) {
+        let verified = match self.cached(token) {
+            Some(verified) => verified,
+            None => {
+                let verified = self.verify_token(token).ok_or(Rejection::Unauthorized)?;
+                if let Ok(mut cache) = self.verified.lock() {
+                    if cache.len() >= VERIFIED_CACHE {
+                        cache.clear();
+                    }
+                    cache.insert(token.to_owned(), verified.clone());
+                }
+                verified
+            }
+        };
+        let role_allowed = verified.role.as_ref().is_some_and(|r| self.allowed_roles.contains(r));
+        if !role_allowed || !required_scopes.iter().all(|s| verified.scopes.iter().any(|g| g == s)) {
             return Err(Rejection::Forbidden);
         }
-        Ok(Principal { client_id, user_id: claims.sub })
+        Ok(Principal { client_id: verified.client_id, user_id: verified.user_id })
+    }
+
+    /// A token verified before and not expired since.
+    fn cached(&self, token: &str) -> Option<Verified> {
+        let cache = self.verified.lock().ok()?;
+        cache.get(token).filter(|v| v.valid_until >= now_secs()).cloned()
+    }
+
+    fn verify_token(&self, token: &str) -> Option<Verified> {
+        let claims = self.verify(token)?;
+        let client_id = claims.azp.or(claims.client_id)?;
+        if claims.sub.is_empty() || client_id.is_empty() {
+            return None;
+        }
+        Some(Verified {
+            client_id,
+            user_id: claims.sub,
+            role: claims.role,
+            scopes: claims.scope.split_ascii_whitespace().map(str::to_owned).collect(),
+            valid_until: claims.exp.saturating_add(LEEWAY_SECS),
+        })
     }
 
     fn verify(&self, token: &str) -> Option<Claims> {
@@ -117,7 +170,7 @@ impl Authenticator {
             _ => return None,
         };
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub"]);
         match &self.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
@@ -211,6 +264,34 @@ mod tests {
         assert_eq!(principal, Principal { client_id: "client-1".into(), user_id: "user-1".into() });
         // A second authenticator on the same data dir shares the generated key.
         assert!(authenticator(dir.path()).authorize(&headers(&format!("Bearer {token}")), &[]).is_ok());
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_even_after_being_accepted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path());
+        let (key, _) = auth.hs256.as_ref().unwrap();
+        let claims = |exp: u64| Claims {
+            sub: "u".into(),
+            azp: Some("c".into()),
+            client_id: None,
+            role: Some("FACILITY_USER".into()),
+            scope: String::new(),
+            iat: exp.saturating_sub(3600),
+            exp,
+            iss: None,
+            aud: None,
+        };
+        let expired =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(now_secs() - 120), key).unwrap();
+        assert_eq!(auth.authorize(&headers(&format!("Bearer {expired}")), &[]), Err(Rejection::Unauthorized));
+
+        // Accepted while fresh, then refused once the cached verification runs out.
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(now_secs() + 60), key).unwrap();
+        assert!(auth.authorize(&headers(&format!("Bearer {token}")), &[]).is_ok());
+        auth.verified.lock().unwrap().get_mut(&token).unwrap().valid_until = now_secs() - 1;
+        assert!(auth.cached(&token).is_none(), "an expired cache entry is not used");
     }
 
     #[test]
