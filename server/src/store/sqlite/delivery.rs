@@ -84,7 +84,7 @@ impl SqliteStore {
         let lease_token = token.clone();
         let claimed = self
             .writer()
-            .write(move |conn| {
+            .write_statement(move |conn| {
                 Box::pin(async move {
                     Ok(sqlx::query(
                         "UPDATE deliveries SET lease_until = ?, lease_token = ?

@@ -66,7 +66,7 @@ impl SqliteStore {
         };
         let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
         self.writer
-            .write(move |conn| {
+            .write_statement(move |conn| {
                 Box::pin(async move {
                     let now = now_ms();
                     sqlx::query(
@@ -90,14 +90,34 @@ impl SqliteStore {
     }
 
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE client_id = ? AND user_id = ? ORDER BY seq"
-        ))
+        // One row holding the whole list as JSON: sqlx-sqlite hands rows over from its worker
+        // thread one at a time, and for a list that hand-over costs more than the query.
+        let listed: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(id, url, events, hex(secrets)) ORDER BY seq)
+               FROM webhooks WHERE client_id = ? AND user_id = ?",
+        )
         .bind(&owner.client_id)
         .bind(&owner.user_id)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        rows.iter().map(|row| self.webhook(row)).collect()
+        let rows: Vec<(String, String, String, String)> = serde_json::from_str(&listed)
+            .map_err(|e| StoreError::Corrupt { id: "(list)".into(), reason: e.to_string() })?;
+        rows.into_iter()
+            .map(|(id, url, events, sealed_hex)| {
+                let corrupt = |reason: String| StoreError::Corrupt { id: id.clone(), reason };
+                let sealed = hex::decode(&sealed_hex).map_err(|e| corrupt(format!("secrets: {e}")))?;
+                let secrets = super::open_secrets(&self.secrets, &id, &sealed)?;
+                let events = serde_json::from_str(&events).map_err(|e| corrupt(format!("events: {e}")))?;
+                Ok(Webhook {
+                    id,
+                    client_id: owner.client_id.clone(),
+                    user_id: owner.user_id.clone(),
+                    url,
+                    events,
+                    secrets,
+                })
+            })
+            .collect()
     }
 
     pub async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
@@ -122,7 +142,7 @@ impl SqliteStore {
         let (owner, id) = (owner.clone(), id.to_owned());
         let row = self
             .writer
-            .write(move |conn| {
+            .write_statement(move |conn| {
                 Box::pin(async move {
                     let row = sqlx::query(&format!(
                         "UPDATE webhooks
@@ -149,7 +169,7 @@ impl SqliteStore {
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
         let (owner, id) = (owner.clone(), id.to_owned());
         self.writer
-            .write(move |conn| {
+            .write_statement(move |conn| {
                 Box::pin(async move {
                     let done =
                         sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")

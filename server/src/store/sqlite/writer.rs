@@ -18,10 +18,17 @@ pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> +
 
 /// Answers the caller once the batch's commit is known.
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<
+type Work = Box<
     dyn for<'c> FnOnce(&'c mut SqliteConnection) -> Pin<Box<dyn Future<Output = (bool, Reply)> + Send + 'c>>
         + Send,
 >;
+
+struct Job {
+    work: Work,
+    /// A job of several statements runs in a savepoint, so it can roll back alone. A single
+    /// statement needs none: SQLite undoes a failed statement without ending the transaction.
+    savepoint: bool,
+}
 
 /// Most jobs in one transaction; bounds how long one commit makes its first caller wait.
 const MAX_BATCH: usize = 256;
@@ -44,8 +51,25 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
     {
+        self.submit(work, true).await
+    }
+
+    /// Like [`Writer::write`], for work that is one SQL statement (no savepoint needed).
+    pub async fn write_statement<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    async fn submit<T, F>(&self, work: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             Box::pin(async move {
                 let result = work(conn).await;
                 let ok = result.is_ok();
@@ -58,7 +82,7 @@ impl Writer {
                 (ok, reply)
             })
         });
-        self.jobs.send(job).await.map_err(|_| StoreError::WriterGone)?;
+        self.jobs.send(Job { work, savepoint }).await.map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 }
@@ -72,13 +96,14 @@ async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let in_transaction = exec(&mut conn, "BEGIN IMMEDIATE").await.is_ok();
         let mut replies = Vec::with_capacity(batch.len());
-        for job in batch.drain(..) {
-            if in_transaction && exec(&mut conn, "SAVEPOINT job").await.is_err() {
-                replies.push((job(&mut conn).await.1, false));
+        for Job { work, savepoint } in batch.drain(..) {
+            let savepoint = savepoint && in_transaction;
+            if savepoint && exec(&mut conn, "SAVEPOINT job").await.is_err() {
+                replies.push((work(&mut conn).await.1, false));
                 continue;
             }
-            let (ok, reply) = job(&mut conn).await;
-            if in_transaction {
+            let (ok, reply) = work(&mut conn).await;
+            if savepoint {
                 if !ok {
                     let _ = exec(&mut conn, "ROLLBACK TO job").await;
                 }
