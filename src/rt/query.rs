@@ -19,12 +19,16 @@ pub fn parse(query: Option<&str>) -> Map<String, Value> {
     map
 }
 
-/// A numeric string becomes a number (an integer when it is one); anything else stays, to fail.
+/// A numeric string becomes a number (an exact integer when it is one); anything else stays, to fail.
 pub fn to_number(query: &mut Map<String, Value>, name: &str) {
     if let Some(value) = query.get_mut(name) {
-        if let Some(n) = value.as_str().and_then(|s| s.trim().parse::<f64>().ok()).filter(|n| n.is_finite()) {
-            *value =
-                if n.fract() == 0.0 && n.abs() < 9.0e15 { Value::from(n as i64) } else { Value::from(n) };
+        let Some(text) = value.as_str().map(str::trim) else { return };
+        if let Ok(n) = text.parse::<i64>() {
+            *value = Value::from(n);
+        } else if let Some(n) = text.parse::<f64>().ok().filter(|n| n.is_finite()) {
+            // `10.0` or `1e3` is an integer to JavaScript too; keep it one where it fits.
+            let integral = n.fract() == 0.0 && n.abs() < 9.0e18;
+            *value = if integral { Value::from(n as i64) } else { Value::from(n) };
         }
     }
 }
@@ -47,7 +51,10 @@ mod tests {
 
     #[test]
     fn repeats_become_arrays_and_numbers_convert() {
-        let mut q = parse(Some("limit=5&a=1&a=2&offset=x&f=2.5&b=true"));
+        let mut q = parse(Some("limit=5&a=1&a=2&offset=x&f=2.5&b=true&big=9007199254740993"));
+        to_number(&mut q, "big");
+        assert_eq!(q["big"], json!(9007199254740993_i64), "integers stay exact");
+        q.remove("big");
         to_number(&mut q, "limit");
         to_number(&mut q, "offset");
         to_number(&mut q, "f");

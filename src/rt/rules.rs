@@ -22,10 +22,13 @@ pub fn is_boolean(v: V) -> bool {
     matches!(v, Some(Value::Bool(_)))
 }
 
-/// `@IsInt`: a JSON number with no fractional part.
+/// `@IsInt`: a JSON number with no fractional part, within the 64-bit range the server keeps.
 pub fn is_integer(v: V) -> bool {
+    const LIMIT: f64 = 9_223_372_036_854_775_807.0;
     match v {
-        Some(Value::Number(n)) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        Some(Value::Number(n)) => {
+            n.is_i64() || (!n.is_u64() && n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < LIMIT))
+        }
         _ => false,
     }
 }

@@ -1,0 +1,925 @@
+//! `delivery-bench [PATH-TO-webhooks-server]`: end-to-end webhook delivery of the release
+//! server, measured at an in-process HTTPS receiver that verifies every `Nursa-Signature`.
+//!
+//! 1. starts the receiver (private CA, leaf for 127.0.0.1) and the server on a fresh data
+//!    directory with `--extra-ca-file` and `--allow-target 127.0.0.0/8`;
+//! 2. creates WEBHOOKS webhooks (subscribed to `all`) for one user, over HTTP;
+//! 3. (a) throughput: EVENTS events published by PUBLISHERS concurrent clients as fast as the
+//!    server takes them; delivered-and-verified per second, first publish → last receipt;
+//! 4. (b) latency: RATE events/s for RATE_SECS seconds (open loop); publish → verified receipt;
+//! 5. (c) ceiling: the same receiver driven directly by a reqwest client (DELIVERY_CONCURRENCY
+//!    in flight, the same body size, signed by the client);
+//! 6. prints a summary with the targets and writes it to bench/results/delivery-<date>.md.
+//!
+//! Every loop is bounded in count and time; the server is stopped (SIGTERM) at the end.
+//! Only 127.0.0.1 is ever contacted.
+
+mod probe;
+mod receiver;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use receiver::Receiver;
+use server::Server;
+use tokio::task::JoinSet;
+
+const USER: &str = "bench-user";
+const EVENT_TYPE: &str = "facility.creation.accepted";
+/// Bound on any single publish or ceiling request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on phase (a)'s and (c)'s sending.
+const SEND_DEADLINE: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+struct Config {
+    binary: PathBuf,
+    events: usize,
+    publishers: usize,
+    webhooks: usize,
+    rate: u64,
+    rate_secs: u64,
+    concurrency: usize,
+    retry_schedule: String,
+    drain_timeout: Duration,
+    warmup: usize,
+    drain: bool,
+    results_file: Option<PathBuf>,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map_err(|_| anyhow::anyhow!("{name}={v:?} does not parse"))
+        }
+        _ => Ok(default),
+    }
+}
+
+impl Config {
+    fn load() -> anyhow::Result<Self> {
+        let default_binary =
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/webhooks-server"));
+        let binary = std::env::args_os()
+            .nth(1)
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("WEBHOOKS_SERVER").map(PathBuf::from))
+            .unwrap_or(default_binary);
+        let config = Self {
+            binary,
+            events: env_or("EVENTS", 20_000)?,
+            publishers: env_or("PUBLISHERS", 32)?,
+            webhooks: env_or("WEBHOOKS", 1)?,
+            rate: env_or("RATE", 1_000)?,
+            rate_secs: env_or("RATE_SECS", 10)?,
+            concurrency: env_or("DELIVERY_CONCURRENCY", 64)?,
+            retry_schedule: env_or("RETRY_SCHEDULE", "200ms,1s,2s".to_owned())?,
+            drain_timeout: Duration::from_secs(env_or("DRAIN_TIMEOUT_SECS", 120)?),
+            warmup: env_or("WARMUP_EVENTS", 200)?,
+            drain: env_or("DRAIN", 1u8)? != 0,
+            results_file: std::env::var_os("RESULTS_FILE").map(PathBuf::from),
+        };
+        if config.events == 0 || config.publishers == 0 || config.webhooks == 0 || config.concurrency == 0 {
+            bail!("EVENTS, PUBLISHERS, WEBHOOKS and DELIVERY_CONCURRENCY must be at least 1");
+        }
+        if config.rate == 0 || config.rate > 100_000 || config.rate_secs == 0 || config.rate_secs > 600 {
+            bail!("RATE must be in 1..=100000 and RATE_SECS in 1..=600");
+        }
+        if !config.binary.is_file() {
+            bail!(
+                "no server binary at {} (cargo build --release -p webhooks-server, or pass its path)",
+                config.binary.display()
+            );
+        }
+        Ok(config)
+    }
+}
+
+/// The HTTP side of the server: creating webhooks and publishing events.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    user_token: String,
+    publish_token: String,
+}
+
+/// One publish: when it was sent (just before the POST) and answered, and whether it was accepted.
+struct Publish {
+    seq: usize,
+    sent: Instant,
+    answered: Instant,
+    error: Option<String>,
+}
+
+impl Api {
+    async fn create_webhook(&self, url: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(format!("{}/api/v2/public/webhooks/user", self.base))
+            .bearer_auth(&self.user_token)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"url": url, "events": ["all"]}).to_string())
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = serde_json::from_str(&response.text().await?)?;
+        if status.as_u16() != 201 {
+            bail!("creating a webhook for {url}: {status} {body}");
+        }
+        body["data"]["secrets"][0].as_str().map(str::to_owned).with_context(|| format!("no secret in {body}"))
+    }
+
+    async fn list_count(&self) -> anyhow::Result<usize> {
+        let body: serde_json::Value = self
+            .http
+            .get(format!("{}/api/v2/public/webhooks/user", self.base))
+            .bearer_auth(&self.user_token)
+            .send()
+            .await?
+            .json_text()
+            .await?;
+        Ok(body["data"].as_array().map(Vec::len).unwrap_or(0))
+    }
+
+    /// Publishes event `<phase>-<seq>`; `expect` deliveries must be scheduled.
+    async fn publish(&self, phase: &str, seq: usize, expect: usize) -> Publish {
+        let body = event_request(phase, seq);
+        let sent = Instant::now();
+        let result = self
+            .http
+            .post(format!("{}/api/v2/internal/events", self.base))
+            .bearer_auth(&self.publish_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let error = match result {
+            Err(e) => Some(format!("request failed: {e}")),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.text().await {
+                    Err(e) => Some(format!("{status}, body cut short: {e}")),
+                    Ok(text) if status != 202 => {
+                        Some(format!("{status} {}", text.chars().take(200).collect::<String>()))
+                    }
+                    Ok(text) => {
+                        let deliveries = serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|v| v["data"]["deliveries"].as_u64());
+                        (deliveries != Some(expect as u64)).then(|| {
+                            format!("202 but deliveries = {deliveries:?}, expected {expect}: {text}")
+                        })
+                    }
+                }
+            }
+        };
+        Publish { seq, sent, answered: Instant::now(), error }
+    }
+}
+
+/// `reqwest` is built without its `json` feature here: parse the text.
+trait JsonText {
+    async fn json_text(self) -> anyhow::Result<serde_json::Value>;
+}
+impl JsonText for reqwest::Response {
+    async fn json_text(self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.text().await?)?)
+    }
+}
+
+fn event_id(phase: &str, seq: usize) -> String {
+    format!("{phase}-{seq}")
+}
+
+fn event_data(seq: usize) -> serde_json::Value {
+    serde_json::json!({"facilityId": format!("NUR-{seq}"), "seq": seq})
+}
+
+fn event_request(phase: &str, seq: usize) -> String {
+    serde_json::json!({
+        "id": event_id(phase, seq),
+        "eventType": EVENT_TYPE,
+        "userId": USER,
+        "data": event_data(seq),
+    })
+    .to_string()
+}
+
+/// The bytes the server sends for an event (`{"data":…,"eventType":…}`), for the ceiling client.
+fn delivery_body(seq: usize) -> String {
+    format!("{{\"data\":{},\"eventType\":\"{EVENT_TYPE}\"}}", event_data(seq))
+}
+
+/// Milliseconds at percentile `p` of sorted `v` (nearest rank).
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A server under test with its webhooks, and the receiver they point at.
+struct Bench {
+    cfg: Arc<Config>,
+    api: Arc<Api>,
+    receiver: Receiver,
+    server: Server,
+    /// The receiver paths of the webhooks (one per webhook).
+    paths: Vec<String>,
+}
+
+/// What a phase that publishes found at the receiver.
+struct Delivered {
+    expected: usize,
+    delivered: usize,
+    /// Publish → first verified receipt, per delivery, sorted (ms).
+    latencies: Vec<f64>,
+    first_receipt: Option<Instant>,
+    last_receipt: Option<Instant>,
+    waited_for_drain: Duration,
+}
+
+/// The flags every server (and worker) of the bench runs with.
+fn server_args(cfg: &Config, ca_file: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--extra-ca-file".into(),
+        ca_file.display().to_string(),
+        "--allow-target".into(),
+        "127.0.0.0/8".into(),
+        "--delivery-concurrency".into(),
+        cfg.concurrency.to_string(),
+        "--retry-schedule".into(),
+        cfg.retry_schedule.clone(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+impl Bench {
+    /// Tokens, a server on a fresh `data_dir`, WEBHOOKS webhooks at `<prefix>/<i>` of the receiver.
+    async fn setup(
+        cfg: Arc<Config>,
+        receiver: Receiver,
+        ca_file: &Path,
+        data_dir: &Path,
+        prefix: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let user_token = server::token(&cfg.binary, data_dir, USER, &[]).await?;
+        let publish_token =
+            server::token(&cfg.binary, data_dir, "bench-publisher", &["events:publish"]).await?;
+        let log = data_dir.with_extension("log");
+        let server =
+            Server::start(&cfg.binary, data_dir, &log, &server_args(&cfg, ca_file, extra), "serve").await?;
+        println!(
+            "server {} (pid {}) at {}, log {}",
+            cfg.binary.display(),
+            server.pid,
+            server.base,
+            server.log.display()
+        );
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(cfg.publishers.max(64))
+            .timeout(REQUEST_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()?;
+        let api = Arc::new(Api { http, base: server.base.clone(), user_token, publish_token });
+        let mut paths = Vec::new();
+        for i in 0..cfg.webhooks {
+            let path = format!("{prefix}/{i}");
+            let secret = api.create_webhook(&receiver.url(&path)).await?;
+            receiver.shared.register(&path, &secret);
+            paths.push(path);
+        }
+        let listed = api.list_count().await?;
+        if listed != cfg.webhooks {
+            bail!("the server lists {listed} webhooks for {USER}, {} were created", cfg.webhooks);
+        }
+        Ok(Self { cfg, api, receiver, server, paths })
+    }
+
+    fn verified(&self) -> usize {
+        self.receiver.shared.verified.load(Ordering::Relaxed) as usize
+    }
+
+    /// Waits (bounded) until every delivery of the accepted `publishes` is verified (`base`
+    /// were verified before they were sent), then reads their receipts.
+    async fn collect(&self, phase: &str, publishes: &[Publish], base: usize) -> Delivered {
+        let accepted: Vec<&Publish> = publishes.iter().filter(|p| p.error.is_none()).collect();
+        let expected = accepted.len() * self.paths.len();
+        let started = Instant::now();
+        while self.verified() < base + expected && started.elapsed() < self.cfg.drain_timeout {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let waited_for_drain = started.elapsed();
+        let mut latencies = Vec::with_capacity(expected);
+        let (mut first_receipt, mut last_receipt): (Option<Instant>, Option<Instant>) = (None, None);
+        for p in &accepted {
+            let id = event_id(phase, p.seq);
+            for path in &self.paths {
+                if let Some(at) = self.receiver.shared.receipt(path, &id) {
+                    latencies.push(ms(at.saturating_duration_since(p.sent)));
+                    first_receipt = Some(first_receipt.map_or(at, |f| f.min(at)));
+                    last_receipt = Some(last_receipt.map_or(at, |l| l.max(at)));
+                }
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        Delivered {
+            expected,
+            delivered: latencies.len(),
+            latencies,
+            first_receipt,
+            last_receipt,
+            waited_for_drain,
+        }
+    }
+
+    /// Deliveries of the accepted `publishes` verified at or before `by`.
+    fn verified_by(&self, phase: &str, publishes: &[Publish], by: Instant) -> usize {
+        let mut count = 0;
+        for p in publishes.iter().filter(|p| p.error.is_none()) {
+            for path in &self.paths {
+                if let Some(at) = self.receiver.shared.receipt(path, &event_id(phase, p.seq)) {
+                    if at <= by {
+                        count += 1;
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// Publishes `count` events with `publishers` clients as fast as they are answered.
+    async fn publish_closed_loop(
+        &self,
+        phase: &'static str,
+        count: usize,
+        publishers: usize,
+    ) -> Vec<Publish> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let deadline = Instant::now() + SEND_DEADLINE;
+        let mut set = JoinSet::new();
+        for _ in 0..publishers.min(count) {
+            let api = self.api.clone();
+            let next = next.clone();
+            let n = self.paths.len();
+            set.spawn(async move {
+                let mut done = Vec::new();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= count || Instant::now() > deadline {
+                        return done;
+                    }
+                    done.push(api.publish(phase, seq, n).await);
+                }
+            });
+        }
+        let mut all = Vec::with_capacity(count);
+        while let Some(done) = set.join_next().await {
+            all.extend(done.unwrap_or_default());
+        }
+        all
+    }
+}
+
+fn summarize_errors(publishes: &[Publish]) -> (usize, Option<String>) {
+    let errors: Vec<&String> = publishes.iter().filter_map(|p| p.error.as_ref()).collect();
+    (errors.len(), errors.first().map(|e| e.to_string()))
+}
+
+/// Publish answer times (POST → 202), sorted, in ms.
+fn answer_times(publishes: &[Publish]) -> Vec<f64> {
+    let mut v: Vec<f64> = publishes.iter().map(|p| ms(p.answered - p.sent)).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn last(v: &[f64]) -> f64 {
+    v.last().copied().unwrap_or(f64::NAN)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+/// The report, built as the phases run: table rows and detail lines.
+#[derive(Default)]
+struct Report {
+    table: Vec<String>,
+    details: Vec<String>,
+    loads: Vec<String>,
+    /// Everything delivered and verified, nothing refused, no errors, the servers alive.
+    clean: bool,
+    probe: Option<probe::FsyncProbe>,
+}
+
+impl Report {
+    fn load(&mut self, label: &str) {
+        self.loads.push(format!("{label} {}", server::load1()));
+    }
+
+    /// A detail line: the disk's fsync latency over [from, to].
+    fn disk(&mut self, label: &str, from: Instant) {
+        if let Some(probe) = &self.probe {
+            let line = format!(
+                "- {label} disk probe (4 KiB append + fsync every 20 ms, same filesystem): {}",
+                probe.summary(from, Instant::now())
+            );
+            self.details.push(line);
+        }
+    }
+
+    fn render(&self, cfg: &Config) -> String {
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line(format!("# delivery-bench — {}", date_stamp()));
+        line(String::new());
+        line(format!(
+            "config: EVENTS={} PUBLISHERS={} WEBHOOKS={} RATE={}/s RATE_SECS={} DELIVERY_CONCURRENCY={} RETRY_SCHEDULE={} WARMUP_EVENTS={} DRAIN={}",
+            cfg.events, cfg.publishers, cfg.webhooks, cfg.rate, cfg.rate_secs, cfg.concurrency, cfg.retry_schedule, cfg.warmup, cfg.drain as u8
+        ));
+        line(format!(
+            "server: {} ({})",
+            cfg.binary.display(),
+            std::env::var("BENCH_REV").unwrap_or_else(|_| "revision not given".into())
+        ));
+        line(format!(
+            "machine: {} cores; load average (1 min) and CPU pressure at each phase: {}",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            self.loads.join(", ")
+        ));
+        line(String::new());
+        line("| measure | value | target | verdict |".into());
+        line("|---|---|---|---|".into());
+        for row in &self.table {
+            line(row.clone());
+        }
+        line(String::new());
+        line("details:".into());
+        for d in &self.details {
+            line(d.clone());
+        }
+        line(format!(
+            "- verdict on the run itself: {}",
+            if self.clean { "clean (every delivery verified, no errors)" } else { "PROBLEMS (see above)" }
+        ));
+        out
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // On SIGINT/SIGTERM the run is dropped: the server child is killed (kill_on_drop) and the
+    // temporary directory removed.
+    let interrupted = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    let result = tokio::select! {
+        result = run() => result,
+        _ = interrupted => Err(anyhow::anyhow!("interrupted")),
+    };
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(2),
+        Err(e) => {
+            eprintln!("delivery-bench: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Ok(true): a clean run; Ok(false): it ran and saw problems (exit status 2).
+async fn run() -> anyhow::Result<bool> {
+    // reqwest is built without a default crypto provider, as in the server: ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cfg = Arc::new(Config::load()?);
+    let temp = tempfile::Builder::new().prefix("delivery-bench-").tempdir()?;
+    let receiver = Receiver::start().await?;
+    let ca_file = temp.path().join("receiver-ca.pem");
+    std::fs::write(&ca_file, &receiver.ca_pem)?;
+    println!("receiver at https://{}", receiver.addr);
+
+    let mut report =
+        Report { clean: true, probe: probe::FsyncProbe::start(temp.path()).ok(), ..Default::default() };
+    report.load("start");
+
+    let bench =
+        Bench::setup(cfg.clone(), receiver.clone(), &ca_file, &temp.path().join("data"), "/hook", &[])
+            .await?;
+    let outcome = main_phases(&bench, &mut report).await;
+    finish(bench, &mut report, "server").await;
+    outcome?;
+
+    if cfg.drain {
+        drain_phase(&cfg, &receiver, &ca_file, temp.path(), &mut report).await?;
+    }
+
+    let refused = receiver.shared.refused.load(Ordering::Relaxed);
+    report.details.push(format!(
+        "- receiver: {refused} refused (bad/missing signature or unknown path), {} duplicate deliveries, {} TLS connections accepted, {} TLS handshake errors",
+        receiver.shared.duplicates.load(Ordering::Relaxed),
+        receiver.shared.connections.load(Ordering::Relaxed),
+        receiver.shared.tls_errors.load(Ordering::Relaxed)
+    ));
+    for s in receiver.shared.refusal_samples.lock().unwrap().iter() {
+        report.details.push(format!("    refused: {s}"));
+    }
+    if refused > 0 {
+        report.clean = false;
+    }
+    report.load("end");
+
+    let text = report.render(&cfg);
+    println!("\n{text}");
+    let path = match &cfg.results_file {
+        Some(p) => p.clone(),
+        None => {
+            let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../results"));
+            std::fs::create_dir_all(&dir)?;
+            dir.canonicalize()?.join(format!("delivery-{}.md", date_stamp()))
+        }
+    };
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    println!("written to {}", path.display());
+    Ok(report.clean)
+}
+
+/// Stops the server gracefully and reports how it went and what it logged.
+async fn finish(bench: Bench, report: &mut Report, label: &str) {
+    let log = bench.server.log.clone();
+    stop_and_report(bench.server, &log, report, label).await;
+}
+
+async fn stop_and_report(mut server: Server, log: &Path, report: &mut Report, label: &str) {
+    if let Some(status) = server.exited() {
+        report.details.push(format!("- {label} EXITED DURING THE RUN: {status}"));
+        report.clean = false;
+    }
+    let stopped = server.stop(Duration::from_secs(20)).await;
+    report.details.push(format!("- {label} stop: {}", stopped.unwrap_or_else(|e| format!("error: {e}"))));
+    let (warn, error, samples) = server::log_problems(log);
+    report.details.push(format!("- {label} log: {warn} WARN, {error} ERROR lines"));
+    for s in samples {
+        report.details.push(format!("    {s}"));
+    }
+    if error > 0 {
+        report.clean = false;
+    }
+}
+
+fn date_stamp() -> String {
+    std::process::Command::new("date")
+        .arg("+%F-%H%M")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "undated".into())
+}
+
+/// Warm-up, then (a) throughput, (b) latency at a fixed rate, (c) the receiver's ceiling.
+async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
+    let cfg = &b.cfg;
+    let n = b.paths.len();
+
+    // Warm-up: connections, caches, the SQLite file.
+    let base = b.verified();
+    let warm = b.publish_closed_loop("w", cfg.warmup, cfg.publishers.min(8)).await;
+    let warm_got = b.collect("w", &warm, base).await;
+    let (rss_idle, _) = b.server.memory_mb().unwrap_or((f64::NAN, f64::NAN));
+
+    // (a) throughput.
+    println!("(a) throughput: publishing {} events with {} publishers …", cfg.events, cfg.publishers);
+    r.load("(a)");
+    let a_start = Instant::now();
+    let a_cpu = server::CpuWindow::start(&b.server);
+    let base = b.verified();
+    let a = b.publish_closed_loop("a", cfg.events, cfg.publishers).await;
+    let a_got = b.collect("a", &a, base).await;
+    let a_cpu = a_cpu.end(&b.server);
+    let first = a.iter().map(|p| p.sent).min().context("phase (a) published nothing")?;
+    let publish_end = a.iter().map(|p| p.answered).max().unwrap_or(first);
+    let (a_errors, a_error) = summarize_errors(&a);
+    let a_accepted = a.len() - a_errors;
+    let publish_secs = publish_end.duration_since(first).as_secs_f64();
+    let e2e_secs = a_got.last_receipt.map(|l| l.duration_since(first).as_secs_f64()).unwrap_or(f64::NAN);
+    let a_rate = a_got.delivered as f64 / e2e_secs;
+    let by_publish_end = b.verified_by("a", &a, publish_end);
+    let a_answers = answer_times(&a);
+
+    // (b) latency at a fixed offered rate (open loop).
+    let total_b = (cfg.rate * cfg.rate_secs) as usize;
+    println!("(b) latency: {} events/s for {} s …", cfg.rate, cfg.rate_secs);
+    r.load("(b)");
+    let b_start = Instant::now();
+    let a_disk = r.probe.as_ref().map(|p| p.summary(a_start, b_start));
+    let b_cpu = server::CpuWindow::start(&b.server);
+    let base = b.verified();
+    let period = Duration::from_secs_f64(1.0 / cfg.rate as f64);
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let in_flight_cap = Arc::new(tokio::sync::Semaphore::new(2048));
+    let mut set = JoinSet::new();
+    let (mut late, mut worst_late) = (0usize, Duration::ZERO);
+    for seq in 0..total_b {
+        let due = start + period * seq as u32;
+        tokio::time::sleep_until(due).await;
+        let permit = in_flight_cap.clone().acquire_owned().await?;
+        let behind = tokio::time::Instant::now().saturating_duration_since(due);
+        if behind > Duration::from_millis(5) {
+            late += 1;
+        }
+        worst_late = worst_late.max(behind);
+        let api = b.api.clone();
+        set.spawn(async move {
+            let p = api.publish("b", seq, n).await;
+            drop(permit);
+            p
+        });
+    }
+    let mut bp = Vec::with_capacity(total_b);
+    while let Some(done) = set.join_next().await {
+        bp.extend(done.ok());
+    }
+    let b_got = b.collect("b", &bp, base).await;
+    let b_disk = r.probe.as_ref().map(|p| p.summary(b_start, Instant::now()));
+    let b_cpu = b_cpu.end(&b.server);
+    let (b_errors, b_error) = summarize_errors(&bp);
+    let b_answers = answer_times(&bp);
+    let (rss_after, hwm) = b.server.memory_mb().unwrap_or((f64::NAN, f64::NAN));
+
+    // (c) ceiling: the receiver driven directly, same concurrency and body size, client-signed.
+    let total_c = cfg.events * n;
+    println!(
+        "(c) ceiling: {} signed deliveries straight to the receiver, {} in flight …",
+        total_c, cfg.concurrency
+    );
+    r.load("(c)");
+    let c_cpu = server::CpuWindow::start(&b.server);
+    let (c_rate, c_errors, c_error, c_lat) = ceiling(b, total_c).await?;
+    let c_cpu = c_cpu.end(&b.server);
+
+    let ratio = a_rate / c_rate;
+    let b_p99 = pct(&b_got.latencies, 99.0);
+    let a_missing = a_got.expected - a_got.delivered;
+    let b_missing = b_got.expected - b_got.delivered;
+    if a_errors + b_errors + c_errors + a_missing + b_missing + (warm_got.expected - warm_got.delivered) > 0 {
+        r.clean = false;
+    }
+
+    r.table.push(format!(
+        "| (a) end-to-end delivered+verified / s (first publish → last receipt) | {a_rate:.0} deliveries/s ({:.0} events/s) | ≥ 5,000 | {} |",
+        a_rate / n as f64,
+        verdict(a_rate >= 5000.0)
+    ));
+    r.table.push(format!(
+        "| (a) as share of the ceiling (c) | {:.0}% | ≥ 50% | {} |",
+        ratio * 100.0,
+        verdict(ratio >= 0.5)
+    ));
+    r.table.push(format!(
+        "| (b) publish → verified receipt at {}/s: p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | p99 ≤ 50 ms | {} |",
+        cfg.rate,
+        pct(&b_got.latencies, 50.0),
+        b_p99,
+        last(&b_got.latencies),
+        verdict(b_p99 <= 50.0 && b_missing == 0)
+    ));
+    r.table.push(format!("| (c) ceiling: bare reqwest → same receiver | {c_rate:.0} deliveries/s | | |"));
+
+    r.details.push(format!(
+        "- (a) {a_accepted} events accepted ({a_errors} publish errors{}), {} of {} deliveries verified in {e2e_secs:.2} s; publishing took {publish_secs:.2} s = {:.0} events/s accepted; {by_publish_end} deliveries were verified by the time the last publish was answered; then {:.2} s more for the rest",
+        a_error.map(|e| format!(", first: {e}")).unwrap_or_default(),
+        a_got.delivered,
+        a_got.expected,
+        a_accepted as f64 / publish_secs,
+        a_got.waited_for_drain.as_secs_f64()
+    ));
+    r.details.push(format!(
+        "- (a) publish answer (POST → 202) p50 / p99 / max: {:.1} / {:.1} / {:.1} ms; publish → receipt under saturation p50 / p99 / max: {:.0} / {:.0} / {:.0} ms",
+        pct(&a_answers, 50.0),
+        pct(&a_answers, 99.0),
+        last(&a_answers),
+        pct(&a_got.latencies, 50.0),
+        pct(&a_got.latencies, 99.0),
+        last(&a_got.latencies)
+    ));
+    r.details.push(format!(
+        "- (a) CPU seconds: server {:.1} ({:.0}% of one core over the phase), bench (publishers + receiver) {:.1}; other processes used {:.0}% of the machine",
+        a_cpu.server_secs,
+        100.0 * a_cpu.server_secs / e2e_secs,
+        a_cpu.bench_secs,
+        a_cpu.others_pct
+    ));
+    if let Some(d) = a_disk {
+        r.details.push(format!("- (a) disk probe (4 KiB append + fsync every 20 ms, same filesystem): {d}"));
+    }
+    r.details.push(format!(
+        "- (b) {total_b} events offered at {}/s ({late} sent > 5 ms behind schedule, worst {:.1} ms), {b_errors} publish errors{}; {} of {} deliveries verified; publish answer p50 / p99 / max: {:.1} / {:.1} / {:.1} ms; receipt p90 / p95 / p99.9: {:.1} / {:.1} / {:.1} ms",
+        cfg.rate,
+        ms(worst_late),
+        b_error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
+        b_got.delivered,
+        b_got.expected,
+        pct(&b_answers, 50.0),
+        pct(&b_answers, 99.0),
+        last(&b_answers),
+        pct(&b_got.latencies, 90.0),
+        pct(&b_got.latencies, 95.0),
+        pct(&b_got.latencies, 99.9)
+    ));
+    r.details.push(format!(
+        "- (b) CPU seconds: server {:.1}, bench {:.1}, over {} s offered (+ {:.1} s waiting for the last deliveries); other processes used {:.0}% of the machine",
+        b_cpu.server_secs,
+        b_cpu.bench_secs,
+        cfg.rate_secs,
+        b_got.waited_for_drain.as_secs_f64(),
+        b_cpu.others_pct
+    ));
+    if let Some(d) = b_disk {
+        r.details.push(format!("- (b) disk probe: {d}"));
+    }
+    r.details.push(format!(
+        "- (c) {c_errors} request errors{}; request latency p50 / p99: {:.1} / {:.1} ms; bench CPU {:.1} s; other processes used {:.0}% of the machine",
+        c_error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
+        pct(&c_lat, 50.0),
+        pct(&c_lat, 99.0),
+        c_cpu.bench_secs,
+        c_cpu.others_pct
+    ));
+    r.details.push(format!("- warm-up: {} of {} deliveries verified", warm_got.delivered, warm_got.expected));
+    r.details.push(format!(
+        "- server memory: RSS {rss_idle:.1} MB after warm-up, {rss_after:.1} MB after (a)+(b), peak (VmHWM) {hwm:.1} MB"
+    ));
+    Ok(())
+}
+
+/// (d): the two halves apart. A server with `--no-worker` takes EVENTS publishes (publish
+/// alone); it is stopped; `webhooks-server worker` alone then drains the backlog.
+async fn drain_phase(
+    cfg: &Arc<Config>,
+    receiver: &Receiver,
+    ca_file: &Path,
+    temp: &Path,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    println!("(d) publish only, then the worker alone: {} events …", cfg.events);
+    r.load("(d)");
+    let data_dir = temp.join("drain");
+    let bench =
+        Bench::setup(cfg.clone(), receiver.clone(), ca_file, &data_dir, "/drain", &["--no-worker"]).await?;
+    let base = bench.verified();
+    let (cpu, started) = (server::CpuWindow::start(&bench.server), Instant::now());
+    let published = bench.publish_closed_loop("d", cfg.events, cfg.publishers).await;
+    let publish_secs = started.elapsed().as_secs_f64();
+    let publish_cpu = cpu.end(&bench.server);
+    r.disk("(d) while publishing only:", started);
+    let (errors, error) = summarize_errors(&published);
+    let accepted = published.len() - errors;
+    let answers = answer_times(&published);
+    let early = bench.verified() - base;
+    let paths = bench.paths.clone();
+    let api = bench.api.clone();
+    finish(bench, r, "(d) publish-only server").await;
+
+    // The worker alone, on the same database.
+    let log = temp.join("drain-worker.log");
+    let worker =
+        Server::start(&cfg.binary, &data_dir, &log, &server_args(cfg, ca_file, &[]), "worker").await?;
+    let spawned = Instant::now();
+    let drain_cpu = server::CpuWindow::start(&worker);
+    let drain = Bench { cfg: cfg.clone(), api, receiver: receiver.clone(), server: worker, paths };
+    let got = drain.collect("d", &published, base).await;
+    r.disk("(d) while the worker drained:", spawned);
+    let drain_cpu = drain_cpu.end(&drain.server);
+    let (rss, hwm) = drain.server.memory_mb().unwrap_or((f64::NAN, f64::NAN));
+    let drain_secs = match (got.first_receipt, got.last_receipt) {
+        (Some(f), Some(l)) => l.duration_since(f).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    let since_spawn = got.last_receipt.map(|l| l.duration_since(spawned).as_secs_f64()).unwrap_or(f64::NAN);
+    let drain_rate = got.delivered as f64 / drain_secs;
+    if errors > 0 || got.delivered < got.expected || early > 0 {
+        r.clean = false;
+    }
+    r.table.push(format!(
+        "| (d) publish only (server with --no-worker), {} publishers | {:.0} events/s accepted, answer p50 / p99 {:.1} / {:.1} ms | | |",
+        cfg.publishers,
+        accepted as f64 / publish_secs,
+        pct(&answers, 50.0),
+        pct(&answers, 99.0)
+    ));
+    r.table.push(format!(
+        "| (d) worker alone draining a backlog of {} deliveries (first → last receipt) | {drain_rate:.0} deliveries/s | | |",
+        got.expected
+    ));
+    r.details.push(format!(
+        "- (d) publish only: {accepted} accepted, {errors} errors{}, in {publish_secs:.2} s, server CPU {:.1} s ({:.0}% of one core), other processes {:.0}% of the machine; {early} deliveries arrived without a worker (should be 0)",
+        error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
+        publish_cpu.server_secs,
+        100.0 * publish_cpu.server_secs / publish_secs,
+        publish_cpu.others_pct
+    ));
+    r.details.push(format!(
+        "- (d) worker alone: {} of {} deliveries verified, {drain_secs:.2} s first → last receipt, {since_spawn:.2} s from its start; worker CPU {:.1} s ({:.0}% of one core), other processes {:.0}% of the machine; RSS {rss:.1} MB, peak {hwm:.1} MB",
+        got.delivered,
+        got.expected,
+        drain_cpu.server_secs,
+        100.0 * drain_cpu.server_secs / since_spawn,
+        drain_cpu.others_pct
+    ));
+    let log = drain.server.log.clone();
+    stop_and_report(drain.server, &log, r, "(d) worker").await;
+    Ok(())
+}
+
+/// (c): `total` deliveries from a bare reqwest client, `concurrency` in flight. Returns
+/// (deliveries/s, errors, first error, sorted request latencies in ms).
+async fn ceiling(b: &Bench, total: usize) -> anyhow::Result<(f64, usize, Option<String>, Vec<f64>)> {
+    let secret = "ceiling-secret-0123456789abcdefgh";
+    let path = "/hook/ceiling";
+    b.receiver.shared.register(path, secret);
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(b.receiver.ca_pem.as_bytes())?)
+        .https_only(true)
+        .pool_max_idle_per_host(64)
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
+    let url = b.receiver.url(path);
+    let next = Arc::new(AtomicUsize::new(0));
+    let base = b.verified();
+    let deadline = Instant::now() + SEND_DEADLINE;
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..b.cfg.concurrency.min(total) {
+        let client = client.clone();
+        let url = url.clone();
+        let next = next.clone();
+        set.spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), Vec::new());
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= total || Instant::now() > deadline {
+                    return (lat, errors);
+                }
+                let body = delivery_body(seq);
+                let signature = receiver::sign(secret.as_bytes(), receiver::unix_now(), body.as_bytes());
+                let sent = Instant::now();
+                let result = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("nursa-signature", signature)
+                    .header("nursa-event-id", event_id("c", seq))
+                    .header("user-agent", "delivery-bench-ceiling")
+                    .body(body)
+                    .send()
+                    .await;
+                match result {
+                    Ok(response) => {
+                        let status = response.status();
+                        let _ = response.bytes().await;
+                        if status.as_u16() != 200 {
+                            errors.push(format!("{status}"));
+                        }
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+                lat.push(ms(sent.elapsed()));
+            }
+        });
+    }
+    let (mut lat, mut errors) = (Vec::new(), Vec::new());
+    while let Some(done) = set.join_next().await {
+        if let Ok((l, e)) = done {
+            lat.extend(l);
+            errors.extend(e);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered = b.verified() - base;
+    lat.sort_by(f64::total_cmp);
+    Ok((delivered as f64 / elapsed, errors.len(), errors.into_iter().next(), lat))
+}
