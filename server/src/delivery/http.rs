@@ -61,7 +61,6 @@ pub fn build_client(
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
         .https_only(true)
         .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }));
     if let Some(path) = extra_ca {
