@@ -189,8 +189,8 @@ pub struct LogsArgs {
     pub limit: Option<i64>,
 
     /// How many entries to skip
-    #[arg(long, value_name = "N")]
-    pub offset: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..), value_name = "N")]
+    pub offset: Option<i64>,
 
     /// Order by creation date (server default: desc)
     #[arg(long, value_enum, value_name = "ORDER")]
