@@ -98,3 +98,83 @@ pub fn event_body(event_type: &str, data: &serde_json::Map<String, Value>) -> Ve
     }
     serde_json::to_vec(&Body { data, event_type }).unwrap_or_default()
 }
+
+/// The log's `SELECT` with the query's filters, order and page, for either backend.
+pub(super) fn log_query<'q, DB>(q: &LogQuery) -> sqlx::QueryBuilder<'q, DB>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut sql = sqlx::QueryBuilder::new(
+        "SELECT d.id, d.webhook_id, d.event_id, e.event_type, e.body, d.url, d.status, d.created_at
+           FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
+    );
+    sql.push_bind(q.client_id.clone()).push(" AND d.user_id = ").push_bind(q.user_id.clone());
+    if let Some(t) = &q.event_type {
+        sql.push(" AND e.event_type = ").push_bind(t.clone());
+    }
+    if let Some(start) = q.start_ms {
+        sql.push(" AND d.created_at >= ").push_bind(start);
+    }
+    if let Some(end) = q.end_ms {
+        sql.push(" AND d.created_at < ").push_bind(end);
+    }
+    if let Some(w) = &q.webhook_id {
+        sql.push(" AND d.webhook_id = ").push_bind(w.clone());
+    }
+    let order = if q.ascending { "ASC" } else { "DESC" };
+    sql.push(format!(" ORDER BY d.created_at {order}, d.seq {order} LIMIT "))
+        .push_bind(q.limit)
+        .push(" OFFSET ")
+        .push_bind(q.offset);
+    sql
+}
+
+/// A row of [`log_query`], attempts still to be added.
+pub(super) fn log_entry<'r, R>(row: &'r R) -> Result<LogEntry, sqlx::Error>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let body: Vec<u8> = row.try_get("body")?;
+    Ok(LogEntry {
+        id: row.try_get("id")?,
+        webhook_id: row.try_get("webhook_id")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        request_payload: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        url: row.try_get("url")?,
+        status: row.try_get("status")?,
+        created_at_ms: row.try_get("created_at")?,
+        attempts: Vec::new(),
+    })
+}
+
+/// Adds rows of `SELECT delivery_id, attempt, url, status_code, response_body, created_at FROM
+/// attempts …` to their entries.
+pub(super) fn add_attempts<'r, R>(entries: &mut [LogEntry], rows: &'r [R]) -> Result<(), sqlx::Error>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    for row in rows {
+        let delivery: String = row.try_get("delivery_id")?;
+        if let Some(entry) = entries.iter_mut().find(|e| e.id == delivery) {
+            entry.attempts.push(LoggedAttempt {
+                attempt: row.try_get("attempt")?,
+                url: row.try_get("url")?,
+                status_code: row.try_get("status_code")?,
+                response_body: row.try_get("response_body")?,
+                created_at_ms: row.try_get("created_at")?,
+            });
+        }
+    }
+    Ok(())
+}

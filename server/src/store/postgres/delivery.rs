@@ -8,13 +8,13 @@
 //!   wait for each other nor take the same row) and leases them; a dead replica's leases expire
 //!   and its deliveries are claimed again.
 
-use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, Row};
 
 use super::PgStore;
+use crate::store::delivery::{add_attempts, log_entry, log_query};
 use crate::store::{
-    event_body, now_ms, open_secrets, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, LoggedAttempt,
-    NewEvent, PublishedEvent, StoreError, Target,
+    event_body, now_ms, open_secrets, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, NewEvent,
+    PublishedEvent, StoreError, Target,
 };
 
 impl PgStore {
@@ -196,44 +196,8 @@ impl PgStore {
     }
 
     pub async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT d.id, d.webhook_id, d.event_id, e.event_type, e.body, d.url, d.status, d.created_at
-               FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
-        );
-        sql.push_bind(&q.client_id).push(" AND d.user_id = ").push_bind(&q.user_id);
-        if let Some(t) = &q.event_type {
-            sql.push(" AND e.event_type = ").push_bind(t);
-        }
-        if let Some(start) = q.start_ms {
-            sql.push(" AND d.created_at >= ").push_bind(start);
-        }
-        if let Some(end) = q.end_ms {
-            sql.push(" AND d.created_at < ").push_bind(end);
-        }
-        if let Some(w) = &q.webhook_id {
-            sql.push(" AND d.webhook_id = ").push_bind(w);
-        }
-        let order = if q.ascending { "ASC" } else { "DESC" };
-        sql.push(format!(" ORDER BY d.created_at {order}, d.seq {order} LIMIT "))
-            .push_bind(q.limit)
-            .push(" OFFSET ")
-            .push_bind(q.offset);
-        let rows = sql.build().fetch_all(self.pool()).await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let body: Vec<u8> = row.try_get("body")?;
-            entries.push(LogEntry {
-                id: row.try_get("id")?,
-                webhook_id: row.try_get("webhook_id")?,
-                event_id: row.try_get("event_id")?,
-                event_type: row.try_get("event_type")?,
-                request_payload: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                url: row.try_get("url")?,
-                status: row.try_get("status")?,
-                created_at_ms: row.try_get("created_at")?,
-                attempts: Vec::new(),
-            });
-        }
+        let rows = log_query::<Postgres>(q).build().fetch_all(self.pool()).await?;
+        let mut entries = rows.iter().map(log_entry).collect::<Result<Vec<_>, _>>()?;
         if entries.is_empty() {
             return Ok(entries);
         }
@@ -245,18 +209,7 @@ impl PgStore {
         .bind(&ids)
         .fetch_all(self.pool())
         .await?;
-        for row in rows {
-            let delivery: String = row.try_get("delivery_id")?;
-            if let Some(entry) = entries.iter_mut().find(|e| e.id == delivery) {
-                entry.attempts.push(LoggedAttempt {
-                    attempt: row.try_get("attempt")?,
-                    url: row.try_get("url")?,
-                    status_code: row.try_get("status_code")?,
-                    response_body: row.try_get("response_body")?,
-                    created_at_ms: row.try_get("created_at")?,
-                });
-            }
-        }
+        add_attempts(&mut entries, &rows)?;
         Ok(entries)
     }
 

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# bench/postgres.sh — create throughput (wrk) on SQLite, on PostgreSQL with one replica, and on
+# PostgreSQL with two replicas sharing one database (wrk drives both at once, half the
+# connections each), in one run; then end-to-end delivery (bench/delivery.sh's delivery-bench)
+# on SQLite and on PostgreSQL with one replica. Only 127.0.0.1 is contacted.
+#
+#   bench/postgres.sh
+#   PG_URL=postgres://root@127.0.0.1:5432 DURATION=10s CONNECTIONS=32 bench/postgres.sh
+#
+# Each PostgreSQL configuration gets a fresh database (webhooks_bench_<pid>_<n>), dropped at exit.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PG_URL=${PG_URL:-postgres://root@127.0.0.1:5432}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+EVENTS=${EVENTS:-20000}
+BIN=${WEBHOOKS_SERVER:-$ROOT/target/release/webhooks-server}
+RESULTS_FILE=${RESULTS_FILE:-$ROOT/bench/results/postgres-$(date +%Y-%m-%d-%H%M).md}
+LUA=$ROOT/bench/wrk/request.lua
+command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+[[ ${SKIP_BUILD:-0} == 1 ]] || cargo build --release -p webhooks-server
+
+WORK=$(mktemp -d)
+PIDS=()
+DBS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    for db in "${DBS[@]}"; do psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+die() { echo "postgres.sh: $*" >&2; exit 1; }
+
+# Both replicas must accept each other's tokens and open each other's sealed secrets.
+JWT_SECRET=$(head -c 32 /dev/urandom | base64)
+SECRETS_KEY=$(head -c 32 /dev/urandom | base64)
+
+new_db() {
+    local db="webhooks_bench_$$_$1"
+    DBS+=("$db")
+    echo "$PG_URL/$db"
+}
+
+# start NAME DATABASE_URL — a server without a worker; sets ADDR.
+start() {
+    local name=$1 url=$2
+    "$BIN" --bind 127.0.0.1:0 --data-dir "$WORK/$name" --database-url "$url" --jwt-secret "$JWT_SECRET" \
+        --secrets-key "$SECRETS_KEY" --no-worker serve >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 300); do
+        if head -n1 "$WORK/$name.out" | grep -q '^listening on http://'; then
+            ADDR=$(head -n1 "$WORK/$name.out" | sed 's#^listening on http://##')
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$WORK/$name.log" >&2
+    die "$name did not start"
+}
+
+TOKEN=$("$BIN" --data-dir "$WORK/token" --jwt-secret "$JWT_SECRET" token --client-id bench --sub bench-create --ttl 2h | tail -n1)
+BODY='{"url":"https://example.com/webhook","events":["facility.creation.accepted"]}'
+
+# wrk_create URL CONNECTIONS OUT — creates for DURATION after a short warm-up.
+wrk_create() {
+    WRK_METHOD=POST WRK_BODY=$BODY WRK_TOKEN=$TOKEN wrk -t 1 -c "$2" -d 2s -s "$LUA" "$1" >/dev/null
+    WRK_METHOD=POST WRK_BODY=$BODY WRK_TOKEN=$TOKEN wrk -t "$THREADS" -c "$2" -d "$DURATION" --latency -s "$LUA" "$1" >"$3"
+}
+field() { grep '^RESULT' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+declare -A RPS P99
+run_one() { # LABEL URL...
+    local label=$1
+    shift
+    local per=$((CONNECTIONS / $#)) i=0 out=()
+    for url in "$@"; do
+        wrk_create "$url/api/v2/public/webhooks/user" "$per" "$WORK/$label-$i.wrk" &
+        out+=("$WORK/$label-$i.wrk")
+        i=$((i + 1))
+    done
+    wait
+    local rps=0 p99=0
+    for f in "${out[@]}"; do
+        rps=$(echo "$rps + $(field "$f" rps)" | bc)
+        p99=$(echo "if ($(field "$f" p99_ms) > $p99) $(field "$f" p99_ms) else $p99" | bc)
+        [[ $(field "$f" non2xx) == 0 ]] || die "$label: non-2xx answers in $f"
+    done
+    RPS[$label]=$rps
+    P99[$label]=$p99
+    echo "$label: create $rps req/s, p99 $p99 ms"
+}
+
+start sqlite "sqlite://$WORK/sqlite/webhooks.db"
+run_one sqlite "http://$ADDR"
+PG1=$(new_db 1)
+start pg1 "$PG1"
+run_one postgres-1 "http://$ADDR"
+PG2=$(new_db 2)
+start pg2a "$PG2"
+A=$ADDR
+start pg2b "$PG2"
+run_one postgres-2 "http://$A" "http://$ADDR"
+for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+wait 2>/dev/null || true
+PIDS=()
+
+# End-to-end delivery on each backend, one replica (delivery-bench starts its own server).
+deliveries() { # LABEL [DATABASE_URL]
+    local file=$WORK/delivery-$1.md
+    if [[ -n ${2:-} ]]; then
+        WEBHOOKS_DATABASE_URL=$2 EVENTS=$EVENTS DRAIN=0 RESULTS_FILE=$file SKIP_BUILD=1 bash bench/delivery.sh >"$WORK/delivery-$1.log" 2>&1 || true
+    else
+        EVENTS=$EVENTS DRAIN=0 RESULTS_FILE=$file SKIP_BUILD=1 bash bench/delivery.sh >"$WORK/delivery-$1.log" 2>&1 || true
+    fi
+    grep -m1 '^| (a) end-to-end' "$file" | cut -d'|' -f3 | sed 's/^ *//; s/ *$//'
+}
+D_SQLITE=$(deliveries sqlite)
+D_PG=$(deliveries postgres-1 "$(new_db 3)")
+
+{
+    echo "# postgres.sh — $(date '+%Y-%m-%d %H:%M')"
+    echo
+    echo "server: $BIN ($(git rev-parse --short HEAD)); wrk -t $THREADS, $CONNECTIONS connections in all, $DURATION; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| configuration | create req/s | create p99 ms | delivered + verified /s (one replica, $EVENTS events) |"
+    echo "|---|---|---|---|"
+    echo "| SQLite (embedded) | ${RPS[sqlite]} | ${P99[sqlite]} | $D_SQLITE |"
+    echo "| PostgreSQL, one replica | ${RPS[postgres-1]} | ${P99[postgres-1]} | $D_PG |"
+    echo "| PostgreSQL, two replicas on one database | ${RPS[postgres-2]} (sum of both) | ${P99[postgres-2]} (worst) | not measured |"
+} | tee "$RESULTS_FILE"
