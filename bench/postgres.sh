@@ -75,13 +75,15 @@ declare -A RPS P99
 run_one() { # LABEL URL...
     local label=$1
     shift
-    local per=$((CONNECTIONS / $#)) i=0 out=()
+    local per=$((CONNECTIONS / $#)) i=0 out=() jobs=()
     for url in "$@"; do
         wrk_create "$url/api/v2/public/webhooks/user" "$per" "$WORK/$label-$i.wrk" &
+        jobs+=($!)
         out+=("$WORK/$label-$i.wrk")
         i=$((i + 1))
     done
-    wait
+    # Only the wrk runs: the servers are background jobs too.
+    for job in "${jobs[@]}"; do wait "$job"; done
     local rps=0 p99=0
     for f in "${out[@]}"; do
         rps=$(echo "$rps + $(field "$f" rps)" | bc)
@@ -104,7 +106,7 @@ A=$ADDR
 start pg2b "$PG2"
 run_one postgres-2 "http://$A" "http://$ADDR"
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-wait 2>/dev/null || true
+for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 PIDS=()
 
 # End-to-end delivery on each backend, one replica (delivery-bench starts its own server).
