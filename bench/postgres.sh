@@ -32,16 +32,18 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 die() { echo "postgres.sh: $*" >&2; exit 1; }
 
 # Both replicas must accept each other's tokens and open each other's sealed secrets.
 JWT_SECRET=$(head -c 32 /dev/urandom | base64)
 SECRETS_KEY=$(head -c 32 /dev/urandom | base64)
 
+# new_db N — sets DB_URL to a fresh database's URL (a function, not $(…): DBS must be ours).
 new_db() {
     local db="webhooks_bench_$$_$1"
     DBS+=("$db")
-    echo "$PG_URL/$db"
+    DB_URL="$PG_URL/$db"
 }
 
 # start NAME DATABASE_URL — a server without a worker; sets ADDR.
@@ -97,13 +99,13 @@ run_one() { # LABEL URL...
 
 start sqlite "sqlite://$WORK/sqlite/webhooks.db"
 run_one sqlite "http://$ADDR"
-PG1=$(new_db 1)
-start pg1 "$PG1"
+new_db 1
+start pg1 "$DB_URL"
 run_one postgres-1 "http://$ADDR"
-PG2=$(new_db 2)
-start pg2a "$PG2"
+new_db 2
+start pg2a "$DB_URL"
 A=$ADDR
-start pg2b "$PG2"
+start pg2b "$DB_URL"
 run_one postgres-2 "http://$A" "http://$ADDR"
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -120,7 +122,8 @@ deliveries() { # LABEL [DATABASE_URL]
     grep -m1 '^| (a) end-to-end' "$file" | cut -d'|' -f3 | sed 's/^ *//; s/ *$//'
 }
 D_SQLITE=$(deliveries sqlite)
-D_PG=$(deliveries postgres-1 "$(new_db 3)")
+new_db 3
+D_PG=$(deliveries postgres-1 "$DB_URL")
 
 {
     echo "# postgres.sh — $(date '+%Y-%m-%d %H:%M')"
