@@ -6,7 +6,6 @@
 //! through `searchWebhookLogs`.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -879,14 +878,15 @@ async fn publishing_needs_the_scope_and_the_documented_payload() {
 }
 
 /// The binary, configured by flags only (no `WEBHOOKS_*` of whoever runs the tests).
-fn cli(data_dir: &Path) -> tokio::process::Command {
+/// The binary's CLI on `server`'s data dir and database.
+fn cli(server: &TestServer) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(BIN);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("WEBHOOKS_") {
             command.env_remove(name);
         }
     }
-    command.arg("--data-dir").arg(data_dir);
+    command.arg("--data-dir").arg(server.data_dir.path()).arg("--database-url").arg(&server.database_url);
     command
 }
 
@@ -900,7 +900,7 @@ async fn the_publish_command_writes_an_event_the_running_worker_delivers() {
     let args = ["publish", "--type", "facility.user-connection.rejected", "--user", "user-a", "--data", data];
 
     // Into the same database, from another process; the server's worker finds it on its next poll.
-    let output = cli(server.data_dir.path()).args(args).args(["--id", "evt-cli-1"]).output().await.unwrap();
+    let output = cli(&server).args(args).args(["--id", "evt-cli-1"]).output().await.unwrap();
     assert!(output.status.success(), "publish failed: {}", String::from_utf8_lossy(&output.stderr));
     let printed: Value = serde_json::from_slice(&output.stdout).expect("publish prints JSON");
     assert_eq!(
@@ -917,13 +917,13 @@ async fn the_publish_command_writes_an_event_the_running_worker_delivers() {
     assert_signed_by(&got[0], "cli-secret");
 
     // Idempotent there too.
-    let output = cli(server.data_dir.path()).args(args).args(["--id", "evt-cli-1"]).output().await.unwrap();
+    let output = cli(&server).args(args).args(["--id", "evt-cli-1"]).output().await.unwrap();
     assert!(output.status.success());
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!((printed["deliveries"].clone(), printed["duplicate"].clone()), (json!(1), json!(true)));
 
     // The same payload rules as the API.
-    let output = cli(server.data_dir.path())
+    let output = cli(&server)
         .args(["publish", "--type", "facility.user-connection.rejected", "--user", "user-a", "--data", "{}"])
         .output()
         .await

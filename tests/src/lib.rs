@@ -41,7 +41,15 @@ pub struct TestServer {
     /// The app's delivery worker: its loop runs unless `run_worker` was turned off, in which
     /// case a test steps it with `deliver_due()`.
     pub worker: Arc<Worker>,
+    /// The database URL the server uses (SQLite in `data_dir`, or PostgreSQL: see [`E2E_BACKEND_ENV`]).
+    pub database_url: String,
+    /// Declared last, so dropped after the server is told to stop.
+    _database: Option<TestDatabase>,
 }
+
+/// `WEBHOOKS_E2E_BACKEND=postgres` runs every in-process server of the suite on a fresh
+/// PostgreSQL database of its own (from [`TEST_DATABASE_ENV`]); unset, they use SQLite.
+pub const E2E_BACKEND_ENV: &str = "WEBHOOKS_E2E_BACKEND";
 
 impl TestServer {
     pub async fn start() -> Self {
@@ -55,7 +63,20 @@ impl TestServer {
         install_crypto_provider();
         let data_dir = tempfile::tempdir().expect("creating a temporary data dir");
         let mut settings = Settings::for_data_dir(data_dir.path()).expect("default settings");
+        let database = match std::env::var(E2E_BACKEND_ENV).as_deref() {
+            Ok("postgres") => Some(
+                TestDatabase::from_env("the end-to-end suite")
+                    .await
+                    .unwrap_or_else(|| panic!("{E2E_BACKEND_ENV}=postgres needs {TEST_DATABASE_ENV}")),
+            ),
+            Ok("sqlite") | Err(_) => None,
+            Ok(other) => panic!("{E2E_BACKEND_ENV}={other}: expected sqlite or postgres"),
+        };
+        if let Some(database) = &database {
+            settings.database_url = database.url.clone();
+        }
         configure(&mut settings);
+        let database_url = settings.database_url.clone();
         settings.bind = "127.0.0.1:0".parse().expect("socket address");
         // Bound before `serve` starts: connections made from now on wait in the backlog,
         // so no readiness polling is needed.
@@ -75,7 +96,16 @@ impl TestServer {
                 eprintln!("server failed: {e:#}");
             }
         });
-        Self { base_url, data_dir, auth, http: raw_http_client(), shutdown: Some(shutdown), worker }
+        Self {
+            base_url,
+            data_dir,
+            auth,
+            http: raw_http_client(),
+            shutdown: Some(shutdown),
+            worker,
+            database_url,
+            _database: database,
+        }
     }
 
     /// A token of `client_id`/`sub` with the allowed role.
