@@ -294,6 +294,60 @@ mod tests {
         assert!(auth.cached(&token).is_none(), "an expired cache entry is not used");
     }
 
+    /// A throw-away P-256 key (made with `openssl ecparam -name prime256v1 -genkey`) and its
+    /// public half as a JWK, as an OpenID Connect provider would publish it.
+    const ES256_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgyji5wUlx1cLDTfDM
+G6nkIfqPN7AnIhmeJM/7K/zITh6hRANCAAT1JAJxuZ4QjtKPPdskEzZp37SE2Fr/
+DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
+-----END PRIVATE KEY-----
+";
+    const ES256_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"provider-key-1","use":"sig","alg":"ES256",
+        "x":"9SQCcbmeEI7Sjz3bJBM2ad-0hNha_w73jMuMquV4G9M","y":"R2sdaaWG3U9tMVkZjUXSTv8aJ8Uy50qiXWJmQsjx0u4"}]}"#;
+
+    #[test]
+    fn provider_tokens_verify_against_the_jwks_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, ES256_JWKS).unwrap();
+        let mut settings = Settings::for_data_dir(dir.path()).unwrap();
+        settings.jwks_file = Some(jwks);
+        settings.jwt_issuer = Some("https://idp.example".into());
+        let auth = Authenticator::from_settings(&settings).unwrap();
+        let key = EncodingKey::from_ec_pem(ES256_PRIVATE_PEM.as_bytes()).unwrap();
+        let claims = |iss: &str| Claims {
+            sub: "user-1".into(),
+            azp: Some("provider-client".into()),
+            client_id: None,
+            role: Some("FACILITY_USER".into()),
+            scope: String::new(),
+            iat: now_secs(),
+            exp: now_secs() + 300,
+            iss: Some(iss.into()),
+            aud: None,
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("provider-key-1".into());
+        let token = jsonwebtoken::encode(&header, &claims("https://idp.example"), &key).unwrap();
+        assert_eq!(
+            auth.authorize(&headers(&format!("Bearer {token}")), &[]),
+            Ok(Principal { client_id: "provider-client".into(), user_id: "user-1".into() })
+        );
+        let wrong_issuer = jsonwebtoken::encode(&header, &claims("https://evil.example"), &key).unwrap();
+        assert_eq!(
+            auth.authorize(&headers(&format!("Bearer {wrong_issuer}")), &[]),
+            Err(Rejection::Unauthorized)
+        );
+        header.kid = Some("unknown-key".into());
+        let unknown_kid = jsonwebtoken::encode(&header, &claims("https://idp.example"), &key).unwrap();
+        assert_eq!(
+            auth.authorize(&headers(&format!("Bearer {unknown_kid}")), &[]),
+            Err(Rejection::Unauthorized)
+        );
+        // With a JWKS and no configured secret, locally minted HS256 tokens are not accepted.
+        assert!(auth.mint("c", "u", "FACILITY_USER", &[], Duration::from_secs(60)).is_err());
+    }
+
     #[test]
     fn bad_tokens_are_401_and_missing_rights_403() {
         let dir = tempfile::tempdir().unwrap();
