@@ -178,3 +178,38 @@ where
     }
     Ok(())
 }
+
+/// A claimed delivery from a row with `id, event_id, attempts, fallback_url, body` and the
+/// webhook's `webhook, url, secrets` (NULL when the webhook was deleted since).
+pub(super) fn claimed_delivery<'r, R>(
+    row: &'r R,
+    secrets: &crate::crypto::SecretBox,
+) -> Result<ClaimedDelivery, super::StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let webhook: Option<String> = row.try_get("webhook")?;
+    let target = match webhook {
+        None => None,
+        Some(webhook_id) => {
+            let sealed: Vec<u8> = row.try_get("secrets")?;
+            Some(Target {
+                url: row.try_get("url")?,
+                secrets: super::open_secrets(secrets, &webhook_id, &sealed)?,
+            })
+        }
+    };
+    Ok(ClaimedDelivery {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        body: row.try_get("body")?,
+        attempts: row.try_get("attempts")?,
+        fallback_url: row.try_get("fallback_url")?,
+        target,
+    })
+}

@@ -3,10 +3,10 @@
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::SqliteStore;
-use crate::store::delivery::{add_attempts, log_entry, log_query};
+use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, log_query};
 use crate::store::{
-    event_body, now_ms, open_secrets, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, NewEvent,
-    PublishedEvent, StoreError, Target,
+    event_body, now_ms, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, NewEvent, PublishedEvent,
+    StoreError,
 };
 
 impl SqliteStore {
@@ -118,29 +118,7 @@ impl SqliteStore {
         .bind(&token)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let webhook: Option<String> = row.try_get("webhook")?;
-                let target = match webhook {
-                    None => None,
-                    Some(webhook_id) => {
-                        let sealed: Vec<u8> = row.try_get("secrets")?;
-                        Some(Target {
-                            url: row.try_get("url")?,
-                            secrets: open_secrets(self.secrets(), &webhook_id, &sealed)?,
-                        })
-                    }
-                };
-                Ok(ClaimedDelivery {
-                    id: row.try_get("id")?,
-                    event_id: row.try_get("event_id")?,
-                    body: row.try_get("body")?,
-                    attempts: row.try_get("attempts")?,
-                    fallback_url: row.try_get("fallback_url")?,
-                    target,
-                })
-            })
-            .collect()
+        rows.iter().map(|row| claimed_delivery(row, self.secrets())).collect()
     }
 
     /// Records attempts and their consequences, all in one transaction (one sync for a batch).
