@@ -7,19 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use webhooks_client::signature::{verify, DEFAULT_TOLERANCE, EVENT_ID_HEADER};
 use webhooks_client::types::{
     CreateUserWebhookRequest, PublishEventRequest, UserEventType as Type, UserWebhookEvent as Event,
 };
+use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
 use webhooks_e2e::receiver::{Mode, Receiver, Recorded};
 use webhooks_e2e::{raw_http_client, PUBLISH_SCOPE};
 
@@ -38,63 +36,19 @@ const USER: &str = "crash-user";
 /// Bound of the wait for every event after the restart.
 const RECOVERY: Duration = Duration::from_secs(60);
 
-/// The binary configured by flags only (no `WEBHOOKS_*` of whoever runs the tests).
-fn server_command(data_dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("WEBHOOKS_") {
-            command.env_remove(name);
-        }
-    }
-    command.arg("--data-dir").arg(data_dir);
-    command
-}
-
-struct Running {
-    child: Child,
-    base_url: String,
-}
-
-/// Starts the server (with `extra` flags) on port 0, trusting `ca_file` and allowed to reach
-/// loopback, and waits for `listening on http://ADDR` (printed once the port is bound and the
-/// database is open).
-async fn start(data_dir: &Path, ca_file: &Path, log: &Path, extra: &[&str]) -> Running {
-    let log_file = std::fs::File::create(log).expect("creating the server log");
-    let mut child = server_command(data_dir)
-        .args(["--bind", "127.0.0.1:0", "--allow-target", "127.0.0.0/8"])
-        .args(extra)
-        .arg("--extra-ca-file")
-        .arg(ca_file)
-        .args(["--delivery-lease", "3s", "--delivery-timeout", "2s", "--retry-schedule", "200ms,400ms"])
-        .stdout(Stdio::piped())
-        .stderr(log_file)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the server binary");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .ok()
-        .and_then(|line| line.ok().flatten());
-    let Some(base_url) = first.as_deref().and_then(|l| l.strip_prefix("listening on ")).map(str::to_owned)
-    else {
-        let log = std::fs::read_to_string(log).unwrap_or_default();
-        panic!("the server did not announce its address (first line {first:?}); its log:\n{log}");
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running { child, base_url }
-}
-
-/// A token from the binary's own `token` command.
-async fn token(data_dir: &Path, client_id: &str, sub: &str, scopes: &[&str]) -> String {
-    let mut command = server_command(data_dir);
-    command.args(["token", "--client-id", client_id, "--sub", sub]);
-    for scope in scopes {
-        command.args(["--scope", scope]);
-    }
-    let output = command.output().await.expect("running the token command");
-    assert!(output.status.success(), "token command failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("UTF-8").lines().last().expect("a token line").trim().to_owned()
+/// The binary with the delivery settings of this test (and `extra` flags), trusting `ca_file`
+/// and allowed to reach loopback.
+async fn start(data_dir: &Path, ca_file: &Path, log: &Path, extra: &[&str]) -> ServerProcess {
+    let mut command = server_command(BIN, data_dir);
+    command.args(["--allow-target", "127.0.0.0/8"]).args(extra).arg("--extra-ca-file").arg(ca_file).args([
+        "--delivery-lease",
+        "3s",
+        "--delivery-timeout",
+        "2s",
+        "--retry-schedule",
+        "200ms,400ms",
+    ]);
+    ServerProcess::spawn(command, log).await
 }
 
 fn event_id(i: usize) -> String {
@@ -170,9 +124,8 @@ async fn whole_log(base_url: &str, token: &str) -> Vec<Value> {
 }
 
 /// SIGKILL, and check it was that.
-async fn kill_9(server: &mut Running) {
-    server.child.start_kill().expect("sending SIGKILL");
-    let status = server.child.wait().await.expect("reaping the server");
+async fn kill_9(server: &mut ServerProcess) {
+    let status = server.kill_9().await;
     assert_eq!(status.signal(), Some(9), "the server died of SIGKILL ({status})");
 }
 
@@ -184,8 +137,9 @@ async fn kill_9_mid_delivery_loses_no_event() {
     let scratch = tempfile::tempdir().unwrap();
     let ca_file = receiver.write_ca_file(scratch.path());
     let log = |name: &str| scratch.path().join(name);
-    let owner_token = token(data_dir.path(), "crash-client", USER, &[]).await;
-    let publisher_token = token(data_dir.path(), "crash-publisher", "event-source", &[PUBLISH_SCOPE]).await;
+    let owner_token = cli_token(BIN, data_dir.path(), "crash-client", USER, &[]).await;
+    let publisher_token =
+        cli_token(BIN, data_dir.path(), "crash-publisher", "event-source", &[PUBLISH_SCOPE]).await;
 
     // 1. No worker yet: the webhook and a backlog of BACKLOG events, all acknowledged (202).
     let mut first = start(data_dir.path(), &ca_file, &log("first.log"), &["--no-worker"]).await;

@@ -11,17 +11,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use webhooks_client::signature::{verify, EVENT_ID_HEADER};
+use webhooks_e2e::process::{server_command, ServerProcess};
 use webhooks_e2e::receiver::{Receiver, Recorded};
 use webhooks_e2e::{install_crypto_provider, raw_http_client, TestDatabase, FACILITY_USER, PUBLISH_SCOPE};
 use webhooks_server::auth::Authenticator;
@@ -45,9 +43,14 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// One replica: the real binary as a subprocess.
 struct Replica {
     name: &'static str,
-    child: Child,
-    base_url: String,
-    log: PathBuf,
+    process: ServerProcess,
+}
+
+impl std::ops::Deref for Replica {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
 }
 
 /// What every replica shares: the database, the keys, the receiver's CA.
@@ -58,51 +61,22 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a replica on port 0 and waits for its first stdout line, `listening on http://ADDR`.
+    /// Starts a replica on port 0 (a restarted one appends to its predecessor's log).
     async fn start(&self, name: &'static str) -> Replica {
         let data_dir = self.dir.path().join(name);
         std::fs::create_dir_all(&data_dir).unwrap();
-        // A restarted replica keeps the old log: append.
-        let log = self.dir.path().join(format!("{name}.log"));
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut command = Command::new(BIN);
-        // Flags only: settings from the environment of whoever runs the tests must not leak in.
-        for (var, _) in std::env::vars_os() {
-            if var.to_string_lossy().starts_with("WEBHOOKS_") {
-                command.env_remove(var);
-            }
-        }
+        let mut command = server_command(BIN, &data_dir);
         command
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--bind", "127.0.0.1:0", "--database-url", &self.database_url])
+            .args(["--database-url", &self.database_url])
             .args(["--jwt-secret", JWT_SECRET, "--secrets-key", SECRETS_KEY])
             .arg("--extra-ca-file")
             .arg(&self.ca_file)
             .args(["--allow-target", "127.0.0.0/8"])
             .args(["--delivery-lease", "3s", "--delivery-timeout", "2s", "--retry-schedule", "200ms,400ms"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("starting the server binary");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .ok()
-            .and_then(|line| line.ok().flatten());
-        let Some(base_url) =
-            first.as_deref().and_then(|l| l.strip_prefix("listening on ")).map(str::to_owned)
-        else {
-            panic!("replica {name} did not start (first line {first:?}); its log:\n{}", read(&log));
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Replica { name, child, base_url, log }
+            .env("RUST_LOG", "warn");
+        let process = ServerProcess::spawn(command, &self.dir.path().join(format!("{name}.log"))).await;
+        Replica { name, process }
     }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// Tokens the replicas accept (they share the HS256 secret).
@@ -245,8 +219,7 @@ async fn run(test: &str, kill_midway: bool) {
     for i in 0..EVENTS {
         if kill_midway && i == EVENTS / 2 {
             // SIGKILL while it is publishing and delivering: no shutdown, claims left behind.
-            b.child.start_kill().expect("sending SIGKILL");
-            let status = b.child.wait().await.expect("reaping the replica");
+            let status = b.process.kill_9().await;
             assert_eq!(status.signal(), Some(9), "{} died of SIGKILL ({status})", b.name);
             killed_at = Some(Instant::now());
             eprintln!("killed {} after {} publications were started", b.name, i);
@@ -284,8 +257,8 @@ async fn run(test: &str, kill_midway: bool) {
         "{} of {EVENTS} events never arrived, e.g. {:?}\nreplica a log:\n{}\nreplica b log:\n{}",
         missing.len(),
         &missing[..missing.len().min(5)],
-        read(&a.log),
-        read(&b.log)
+        a.log_text(),
+        b.log_text()
     );
     // Late duplicates (a retaken claim the dead replica had sent) arrive within a lease or so.
     tokio::time::sleep(LEASE + Duration::from_secs(1)).await;

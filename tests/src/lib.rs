@@ -3,6 +3,7 @@
 //! SQLite file and fresh keys), tokens it accepts, the generated client, a raw HTTP client for
 //! byte-level checks, and the documented texts read from `openapi.yaml`.
 
+pub mod process;
 pub mod receiver;
 
 use std::sync::Arc;
