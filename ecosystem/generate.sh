@@ -3,7 +3,10 @@
 #
 #   bash ecosystem/generate.sh                   # all of them
 #   bash ecosystem/generate.sh python typescript # some: python | typescript | openapi-generator
-#   OG_GENERATOR=go bash ecosystem/generate.sh openapi-generator   # another OpenAPI Generator language
+#   OG_GENERATORS=go bash ecosystem/generate.sh openapi-generator  # other OpenAPI Generator languages
+#
+# OpenAPI Generator makes two clients by default: `python` and `ruby` (the third language, run
+# against the live server by ecosystem/clients/ogen_ruby_smoke.rb with Debian's ruby-typhoeus).
 #
 # Needs the pinned tools: `bash ecosystem/run.sh install` installs them (run.sh calls this script).
 set -euo pipefail
@@ -12,7 +15,7 @@ ROOT="$(dirname "$ECO")"
 SPEC="$ROOT/openapi.yaml"
 GEN="$ECO/generated"
 VENV="$ECO/.venv"
-OG_GENERATOR="${OG_GENERATOR:-python}"
+OG_GENERATORS="${OG_GENERATORS:-python ruby}"
 
 [ -x "$VENV/bin/openapi-python-client" ] && [ -x "$ECO/node_modules/.bin/openapi-typescript" ] ||
   { echo "the tools are not installed: run 'bash ecosystem/run.sh install' first" >&2; exit 1; }
@@ -31,15 +34,19 @@ typescript_client() {
   echo "typescript: $GEN/typescript/schema.d.ts (use with openapi-fetch)"
 }
 
-openapi_generator_client() {
-  local out="$GEN/openapi-generator-$OG_GENERATOR" log="$GEN/openapi-generator-$OG_GENERATOR.log"
+openapi_generator_client() { # GENERATOR
+  local generator=$1
+  local out="$GEN/openapi-generator-$generator" log="$GEN/openapi-generator-$generator.log"
   rm -rf "$out"
   local props=hideGenerationTimestamp=true
-  [ "$OG_GENERATOR" = python ] && props="$props,packageName=webhooks_ogen,projectName=webhooks-ogen"
-  "$VENV/bin/openapi-generator-cli" generate -i "$SPEC" -g "$OG_GENERATOR" -o "$out" \
+  case "$generator" in
+    python) props="$props,packageName=webhooks_ogen,projectName=webhooks-ogen" ;;
+    ruby) props="$props,gemName=webhooks_ogen,moduleName=WebhooksOgen" ;;
+  esac
+  "$VENV/bin/openapi-generator-cli" generate -i "$SPEC" -g "$generator" -o "$out" \
     --additional-properties="$props" >"$log" 2>&1 || { tail -40 "$log"; return 1; }
   grep -E "WARN|ERROR" "$log" | sed 's/^\[main\] //' | sort | uniq -c || true
-  echo "openapi-generator ($OG_GENERATOR): $out (log: $log)"
+  echo "openapi-generator ($generator): $out (log: $log)"
 }
 
 mkdir -p "$GEN"
@@ -49,7 +56,7 @@ for t in "${targets[@]}"; do
   case "$t" in
     python) python_client ;;
     typescript) typescript_client ;;
-    openapi-generator) openapi_generator_client ;;
+    openapi-generator) for g in $OG_GENERATORS; do openapi_generator_client "$g"; done ;;
     *) echo "unknown client '$t' (python | typescript | openapi-generator)" >&2; exit 2 ;;
   esac
 done

@@ -74,7 +74,15 @@ install_tools() {
     apt-get update -q
     apt-get install -y -q chromium
   fi
+  # Ruby and Typhoeus (Debian's) run the Ruby client OpenAPI Generator makes.
+  if ! command -v ruby >/dev/null || ! ruby -e 'require "typhoeus"' 2>/dev/null; then
+    echo "installing Debian's ruby and ruby-typhoeus"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends ruby ruby-typhoeus
+  fi
   /usr/bin/chromium --version 2>/dev/null | head -1
+  ruby --version
   java -version 2>&1 | head -1
 
   local want have
@@ -187,9 +195,11 @@ step_typescript_client() {
 }
 
 step_openapi_generator() {
-  OG_GENERATOR=python bash "$ECO/generate.sh" openapi-generator
+  OG_GENERATORS="python ruby" bash "$ECO/generate.sh" openapi-generator
   BASE_URL="$BASE_URL" TOKEN="$(token openapi-generator user-1)" PYTHONPATH="$GEN/openapi-generator-python" \
     "$VENV/bin/python" "$ECO/clients/ogen_python_smoke.py"
+  BASE_URL="$BASE_URL" TOKEN="$(token openapi-generator-ruby user-1)" \
+    ruby -I "$GEN/openapi-generator-ruby/lib" "$ECO/clients/ogen_ruby_smoke.rb"
 }
 
 step_swagger_ui() {
