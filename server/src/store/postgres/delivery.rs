@@ -1,7 +1,7 @@
 //! Events, deliveries and attempts on PostgreSQL, shared by every replica.
 //!
-//! - Publication: the event insert is `ON CONFLICT (id) DO NOTHING` inside the transaction that
-//!   also inserts the deliveries. A concurrent publication of the same id (another replica)
+//! - Publication: the event insert is `ON CONFLICT (id) DO NOTHING` in the statement that also
+//!   inserts the deliveries. A concurrent publication of the same id (another replica)
 //!   waits on the unique index until the first commits, inserts nothing, and reports the stored
 //!   event: one fan-out per id, whatever the number of replicas.
 //! - Claims: one statement locks due, unleased rows with `FOR UPDATE SKIP LOCKED` (workers never
@@ -18,61 +18,57 @@ use crate::store::{
 };
 
 impl PgStore {
-    /// Records the event and one delivery per matching webhook, in one transaction.
+    /// Records the event and one delivery per matching webhook in one statement (atomic on its
+    /// own, and one round trip instead of four: BEGIN, two inserts, COMMIT).
     pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
         let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let body = event_body(&event.event_type, &event.data);
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO NOTHING",
+        // The deliveries select from `inserted`: a duplicate id inserts no event, so no deliveries.
+        let row = sqlx::query(
+            "WITH inserted AS (
+                 INSERT INTO events (id, event_type, user_id, body, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id),
+             scheduled AS (
+                 INSERT INTO deliveries (id, event_id, webhook_id, client_id, user_id, url, status, next_attempt_at, created_at)
+                 SELECT gen_random_uuid()::text, i.id, w.id, w.client_id, $3, w.url, 'pending', $5, $5
+                   FROM inserted i, webhooks w
+                  WHERE w.user_id = $3 AND (w.events LIKE '%\"all\"%' OR w.events LIKE $6)
+                  ORDER BY w.seq
+                 RETURNING 1)
+             SELECT (SELECT COUNT(*) FROM inserted) AS inserted, (SELECT COUNT(*) FROM scheduled) AS scheduled",
         )
         .bind(&id)
         .bind(&event.event_type)
         .bind(&event.user_id)
         .bind(body)
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            // Read committed: this statement sees the first publication's event and deliveries.
-            let row = sqlx::query(
-                "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
-                   FROM events e WHERE e.id = $1",
-            )
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
+        .bind(format!("%\"{}\"%", event.event_type))
+        .fetch_one(self.pool())
+        .await?;
+        if row.try_get::<i64, _>("inserted")? == 1 {
             return Ok(PublishedEvent {
                 id,
-                event_type: row.try_get("event_type")?,
-                deliveries: row.try_get("n")?,
-                duplicate: true,
+                event_type: event.event_type,
+                deliveries: row.try_get("scheduled")?,
+                duplicate: false,
             });
         }
-        let deliveries = sqlx::query(
-            "INSERT INTO deliveries (id, event_id, webhook_id, client_id, user_id, url, status, next_attempt_at, created_at)
-             SELECT gen_random_uuid()::text, $1, id, client_id, $2, url, 'pending', $3, $3
-               FROM webhooks
-              WHERE user_id = $2 AND (events LIKE '%\"all\"%' OR events LIKE $4)
-              ORDER BY seq",
+        // A duplicate id. The conflicting insert waited for the first publication to commit, so
+        // this (read committed) sees its event and deliveries.
+        let row = sqlx::query(
+            "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
+               FROM events e WHERE e.id = $1",
         )
         .bind(&id)
-        .bind(&event.user_id)
-        .bind(now)
-        .bind(format!("%\"{}\"%", event.event_type))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+        .fetch_one(self.pool())
+        .await?;
         Ok(PublishedEvent {
             id,
-            event_type: event.event_type,
-            deliveries: deliveries as i64,
-            duplicate: false,
+            event_type: row.try_get("event_type")?,
+            deliveries: row.try_get("n")?,
+            duplicate: true,
         })
     }
 
