@@ -2,7 +2,8 @@
 # bench/postgres.sh — create throughput (wrk) on SQLite, on PostgreSQL with one replica, and on
 # PostgreSQL with two replicas sharing one database (wrk drives both at once, half the
 # connections each), in one run; then end-to-end delivery (bench/delivery.sh's delivery-bench)
-# on SQLite and on PostgreSQL with one replica. Only 127.0.0.1 is contacted.
+# on SQLite, on PostgreSQL with one replica and with two (events published alternately to both,
+# both workers claiming from the one database). Only 127.0.0.1 is contacted.
 #
 #   bench/postgres.sh
 #   PG_URL=postgres://root@127.0.0.1:5432 DURATION=10s CONNECTIONS=32 bench/postgres.sh
@@ -111,28 +112,37 @@ for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 PIDS=()
 
-# End-to-end delivery on each backend, one replica (delivery-bench starts its own server).
-deliveries() { # LABEL [DATABASE_URL]
+# End-to-end delivery (delivery-bench starts its own servers and receiver).
+deliveries() { # LABEL REPLICAS [DATABASE_URL]
     local file=$WORK/delivery-$1.md
-    if [[ -n ${2:-} ]]; then
-        WEBHOOKS_DATABASE_URL=$2 EVENTS=$EVENTS DRAIN=0 RESULTS_FILE=$file SKIP_BUILD=1 bash bench/delivery.sh >"$WORK/delivery-$1.log" 2>&1 || true
+    if [[ -n ${3:-} ]]; then
+        WEBHOOKS_DATABASE_URL=$3 REPLICAS=$2 EVENTS=$EVENTS DRAIN=0 RESULTS_FILE=$file SKIP_BUILD=1 bash bench/delivery.sh >"$WORK/delivery-$1.log" 2>&1 || true
     else
         EVENTS=$EVENTS DRAIN=0 RESULTS_FILE=$file SKIP_BUILD=1 bash bench/delivery.sh >"$WORK/delivery-$1.log" 2>&1 || true
     fi
-    grep -m1 '^| (a) end-to-end' "$file" | cut -d'|' -f3 | sed 's/^ *//; s/ *$//'
+    [[ -s $file ]] || { tail -20 "$WORK/delivery-$1.log" >&2; die "delivery-bench ($1) wrote no report"; }
+    cp "$file" "${RESULTS_FILE%.md}-delivery-$1.md"
+    local rate clean
+    rate=$(grep -m1 '^| (a) end-to-end' "$file" | cut -d'|' -f3 | sed 's/^ *//; s/ *$//')
+    clean=$(grep -q 'verdict on the run itself: clean' "$file" && echo clean || echo "PROBLEMS, see the report")
+    echo "$rate; $clean"
 }
-D_SQLITE=$(deliveries sqlite)
+D_SQLITE=$(deliveries sqlite 1)
 new_db 3
-D_PG=$(deliveries postgres-1 "$DB_URL")
+D_PG=$(deliveries postgres-1 1 "$DB_URL")
+new_db 4
+D_PG2=$(deliveries postgres-2 2 "$DB_URL")
 
 {
     echo "# postgres.sh — $(date '+%Y-%m-%d %H:%M')"
     echo
     echo "server: $BIN ($(git rev-parse --short HEAD)); wrk -t $THREADS, $CONNECTIONS connections in all, $DURATION; load: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| configuration | create req/s | create p99 ms | delivered + verified /s (one replica, $EVENTS events) |"
+    echo "| configuration | create req/s | create p99 ms | delivered + verified /s ($EVENTS events; run verdict) |"
     echo "|---|---|---|---|"
     echo "| SQLite (embedded) | ${RPS[sqlite]} | ${P99[sqlite]} | $D_SQLITE |"
     echo "| PostgreSQL, one replica | ${RPS[postgres-1]} | ${P99[postgres-1]} | $D_PG |"
-    echo "| PostgreSQL, two replicas on one database | ${RPS[postgres-2]} (sum of both) | ${P99[postgres-2]} (worst) | not measured |"
+    echo "| PostgreSQL, two replicas on one database | ${RPS[postgres-2]} (sum of both) | ${P99[postgres-2]} (worst) | $D_PG2 |"
+    echo
+    echo "Each delivery run's full report: $(basename "${RESULTS_FILE%.md}")-delivery-{sqlite,postgres-1,postgres-2}.md"
 } | tee "$RESULTS_FILE"

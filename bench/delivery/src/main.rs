@@ -2,10 +2,12 @@
 //! server, measured at an in-process HTTPS receiver that verifies every `Nursa-Signature`.
 //!
 //! 1. starts the receiver (private CA, leaf for 127.0.0.1) and the server on a fresh data
-//!    directory with `--extra-ca-file` and `--allow-target 127.0.0.0/8`;
+//!    directory with `--extra-ca-file` and `--allow-target 127.0.0.0/8`; with REPLICAS=N (and
+//!    WEBHOOKS_DATABASE_URL=postgres://…), N servers on that one database, sharing their keys;
 //! 2. creates WEBHOOKS webhooks (subscribed to `all`) for one user, over HTTP;
 //! 3. (a) throughput: EVENTS events published by PUBLISHERS concurrent clients as fast as the
-//!    server takes them; delivered-and-verified per second, first publish → last receipt;
+//!    server takes them (event i to replica i mod N); delivered-and-verified per second, first
+//!    publish → last receipt;
 //! 4. (b) latency: RATE events/s for RATE_SECS seconds (open loop); publish → verified receipt;
 //! 5. (c) ceiling: the same receiver driven directly by a reqwest client (DELIVERY_CONCURRENCY
 //!    in flight, the same body size, signed by the client);
@@ -41,6 +43,7 @@ struct Config {
     events: usize,
     publishers: usize,
     webhooks: usize,
+    replicas: usize,
     rate: u64,
     rate_secs: u64,
     concurrency: usize,
@@ -74,6 +77,7 @@ impl Config {
             events: env_or("EVENTS", 20_000)?,
             publishers: env_or("PUBLISHERS", 32)?,
             webhooks: env_or("WEBHOOKS", 1)?,
+            replicas: env_or("REPLICAS", 1)?,
             rate: env_or("RATE", 1_000)?,
             rate_secs: env_or("RATE_SECS", 10)?,
             concurrency: env_or("DELIVERY_CONCURRENCY", 64)?,
@@ -85,6 +89,10 @@ impl Config {
         };
         if config.events == 0 || config.publishers == 0 || config.webhooks == 0 || config.concurrency == 0 {
             bail!("EVENTS, PUBLISHERS, WEBHOOKS and DELIVERY_CONCURRENCY must be at least 1");
+        }
+        let database = std::env::var("WEBHOOKS_DATABASE_URL").unwrap_or_default();
+        if !(1..=8).contains(&config.replicas) || (config.replicas > 1 && !database.starts_with("postgres")) {
+            bail!("REPLICAS must be in 1..=8, and above 1 only with WEBHOOKS_DATABASE_URL=postgres://…");
         }
         if config.rate == 0 || config.rate > 100_000 || config.rate_secs == 0 || config.rate_secs > 600 {
             bail!("RATE must be in 1..=100000 and RATE_SECS in 1..=600");
@@ -99,10 +107,12 @@ impl Config {
     }
 }
 
-/// The HTTP side of the server: creating webhooks and publishing events.
+/// The HTTP side of the servers: creating webhooks and publishing events.
 struct Api {
     http: reqwest::Client,
-    base: String,
+    /// One base URL per replica: webhooks are created on the first, event `seq` is published
+    /// to replica `seq mod N`.
+    bases: Vec<String>,
     user_token: String,
     publish_token: String,
 }
@@ -119,7 +129,7 @@ impl Api {
     async fn create_webhook(&self, url: &str) -> anyhow::Result<String> {
         let response = self
             .http
-            .post(format!("{}/api/v2/public/webhooks/user", self.base))
+            .post(format!("{}/api/v2/public/webhooks/user", self.bases[0]))
             .bearer_auth(&self.user_token)
             .header("content-type", "application/json")
             .body(serde_json::json!({"url": url, "events": ["all"]}).to_string())
@@ -133,10 +143,10 @@ impl Api {
         body["data"]["secrets"][0].as_str().map(str::to_owned).with_context(|| format!("no secret in {body}"))
     }
 
-    async fn list_count(&self) -> anyhow::Result<usize> {
+    async fn list_count(&self, base: &str) -> anyhow::Result<usize> {
         let body: serde_json::Value = self
             .http
-            .get(format!("{}/api/v2/public/webhooks/user", self.base))
+            .get(format!("{base}/api/v2/public/webhooks/user"))
             .bearer_auth(&self.user_token)
             .send()
             .await?
@@ -151,7 +161,7 @@ impl Api {
         let sent = Instant::now();
         let result = self
             .http
-            .post(format!("{}/api/v2/internal/events", self.base))
+            .post(format!("{}/api/v2/internal/events", self.bases[seq % self.bases.len()]))
             .bearer_auth(&self.publish_token)
             .header("content-type", "application/json")
             .body(body)
@@ -227,12 +237,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A server under test with its webhooks, and the receiver they point at.
+/// The servers under test (replicas on one database) with their webhooks, and the receiver
+/// they point at.
 struct Bench {
     cfg: Arc<Config>,
     api: Arc<Api>,
     receiver: Receiver,
-    server: Server,
+    servers: Vec<Server>,
     /// The receiver paths of the webhooks (one per webhook).
     paths: Vec<String>,
 }
@@ -265,7 +276,9 @@ fn server_args(cfg: &Config, ca_file: &Path, extra: &[&str]) -> Vec<String> {
 }
 
 impl Bench {
-    /// Tokens, a server on a fresh `data_dir`, WEBHOOKS webhooks at `<prefix>/<i>` of the receiver.
+    /// Tokens, `replicas` servers on a fresh `data_dir` (so they share its keys: each accepts
+    /// the others' tokens and opens their sealed secrets), WEBHOOKS webhooks at `<prefix>/<i>`
+    /// of the receiver.
     async fn setup(
         cfg: Arc<Config>,
         receiver: Receiver,
@@ -273,27 +286,33 @@ impl Bench {
         data_dir: &Path,
         prefix: &str,
         extra: &[&str],
+        replicas: usize,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let user_token = server::token(&cfg.binary, data_dir, USER, &[]).await?;
         let publish_token =
             server::token(&cfg.binary, data_dir, "bench-publisher", &["events:publish"]).await?;
-        let log = data_dir.with_extension("log");
-        let server =
-            Server::start(&cfg.binary, data_dir, &log, &server_args(&cfg, ca_file, extra), "serve").await?;
-        println!(
-            "server {} (pid {}) at {}, log {}",
-            cfg.binary.display(),
-            server.pid,
-            server.base,
-            server.log.display()
-        );
+        let mut servers = Vec::with_capacity(replicas);
+        for replica in 0..replicas {
+            let log = data_dir.with_extension(format!("{replica}.log"));
+            let server =
+                Server::start(&cfg.binary, data_dir, &log, &server_args(&cfg, ca_file, extra), "serve").await?;
+            println!(
+                "server {} (pid {}) at {}, log {}",
+                cfg.binary.display(),
+                server.pid,
+                server.base,
+                server.log.display()
+            );
+            servers.push(server);
+        }
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(cfg.publishers.max(64))
             .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true)
             .build()?;
-        let api = Arc::new(Api { http, base: server.base.clone(), user_token, publish_token });
+        let bases = servers.iter().map(|s| s.base.clone()).collect();
+        let api = Arc::new(Api { http, bases, user_token, publish_token });
         let mut paths = Vec::new();
         for i in 0..cfg.webhooks {
             let path = format!("{prefix}/{i}");
@@ -301,11 +320,13 @@ impl Bench {
             receiver.shared.register(&path, &secret);
             paths.push(path);
         }
-        let listed = api.list_count().await?;
-        if listed != cfg.webhooks {
-            bail!("the server lists {listed} webhooks for {USER}, {} were created", cfg.webhooks);
+        for base in &api.bases {
+            let listed = api.list_count(base).await?;
+            if listed != cfg.webhooks {
+                bail!("{base} lists {listed} webhooks for {USER}, {} were created", cfg.webhooks);
+            }
         }
-        Ok(Self { cfg, api, receiver, server, paths })
+        Ok(Self { cfg, api, receiver, servers, paths })
     }
 
     fn verified(&self) -> usize {
@@ -453,8 +474,12 @@ impl Report {
         line(format!("# delivery-bench — {}", date_stamp()));
         line(String::new());
         line(format!(
-            "config: EVENTS={} PUBLISHERS={} WEBHOOKS={} RATE={}/s RATE_SECS={} DELIVERY_CONCURRENCY={} RETRY_SCHEDULE={} WARMUP_EVENTS={} DRAIN={}",
-            cfg.events, cfg.publishers, cfg.webhooks, cfg.rate, cfg.rate_secs, cfg.concurrency, cfg.retry_schedule, cfg.warmup, cfg.drain as u8
+            "config: EVENTS={} PUBLISHERS={} WEBHOOKS={} REPLICAS={} RATE={}/s RATE_SECS={} DELIVERY_CONCURRENCY={} (per replica) RETRY_SCHEDULE={} WARMUP_EVENTS={} DRAIN={}",
+            cfg.events, cfg.publishers, cfg.webhooks, cfg.replicas, cfg.rate, cfg.rate_secs, cfg.concurrency, cfg.retry_schedule, cfg.warmup, cfg.drain as u8
+        ));
+        line(format!(
+            "database: {}",
+            std::env::var("WEBHOOKS_DATABASE_URL").unwrap_or_else(|_| "SQLite in the data directory".into())
         ));
         line(format!(
             "server: {} ({})",
@@ -526,9 +551,9 @@ async fn run() -> anyhow::Result<bool> {
         Report { clean: true, probe: probe::FsyncProbe::start(temp.path()).ok(), ..Default::default() };
     report.load("start");
 
+    let data_dir = temp.path().join("data");
     let bench =
-        Bench::setup(cfg.clone(), receiver.clone(), &ca_file, &temp.path().join("data"), "/hook", &[])
-            .await?;
+        Bench::setup(cfg.clone(), receiver.clone(), &ca_file, &data_dir, "/hook", &[], cfg.replicas).await?;
     let outcome = main_phases(&bench, &mut report).await;
     finish(bench, &mut report, "server").await;
     outcome?;
@@ -567,10 +592,14 @@ async fn run() -> anyhow::Result<bool> {
     Ok(report.clean)
 }
 
-/// Stops the server gracefully and reports how it went and what it logged.
+/// Stops the servers gracefully and reports how it went and what they logged.
 async fn finish(bench: Bench, report: &mut Report, label: &str) {
-    let log = bench.server.log.clone();
-    stop_and_report(bench.server, &log, report, label).await;
+    let replicas = bench.servers.len();
+    for (i, server) in bench.servers.into_iter().enumerate() {
+        let label = if replicas > 1 { format!("{label} (replica {})", i + 1) } else { label.to_owned() };
+        let log = server.log.clone();
+        stop_and_report(server, &log, report, &label).await;
+    }
 }
 
 async fn stop_and_report(mut server: Server, log: &Path, report: &mut Report, label: &str) {
@@ -610,17 +639,17 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
     let base = b.verified();
     let warm = b.publish_closed_loop("w", cfg.warmup, cfg.publishers.min(8)).await;
     let warm_got = b.collect("w", &warm, base).await;
-    let (rss_idle, _) = b.server.memory_mb().unwrap_or((f64::NAN, f64::NAN));
+    let (rss_idle, _) = b.servers[0].memory_mb().unwrap_or((f64::NAN, f64::NAN));
 
     // (a) throughput.
     println!("(a) throughput: publishing {} events with {} publishers …", cfg.events, cfg.publishers);
     r.load("(a)");
     let a_start = Instant::now();
-    let a_cpu = server::CpuWindow::start(&b.server);
+    let a_cpu = server::CpuWindow::start(&b.servers);
     let base = b.verified();
     let a = b.publish_closed_loop("a", cfg.events, cfg.publishers).await;
     let a_got = b.collect("a", &a, base).await;
-    let a_cpu = a_cpu.end(&b.server);
+    let a_cpu = a_cpu.end(&b.servers);
     let first = a.iter().map(|p| p.sent).min().context("phase (a) published nothing")?;
     let publish_end = a.iter().map(|p| p.answered).max().unwrap_or(first);
     let (a_errors, a_error) = summarize_errors(&a);
@@ -637,7 +666,7 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
     r.load("(b)");
     let b_start = Instant::now();
     let a_disk = r.probe.as_ref().map(|p| p.summary(a_start, b_start));
-    let b_cpu = server::CpuWindow::start(&b.server);
+    let b_cpu = server::CpuWindow::start(&b.servers);
     let base = b.verified();
     let period = Duration::from_secs_f64(1.0 / cfg.rate as f64);
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
@@ -666,10 +695,10 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
     }
     let b_got = b.collect("b", &bp, base).await;
     let b_disk = r.probe.as_ref().map(|p| p.summary(b_start, Instant::now()));
-    let b_cpu = b_cpu.end(&b.server);
+    let b_cpu = b_cpu.end(&b.servers);
     let (b_errors, b_error) = summarize_errors(&bp);
     let b_answers = answer_times(&bp);
-    let (rss_after, hwm) = b.server.memory_mb().unwrap_or((f64::NAN, f64::NAN));
+    let (rss_after, hwm) = b.servers[0].memory_mb().unwrap_or((f64::NAN, f64::NAN));
 
     // (c) ceiling: the receiver driven directly, same concurrency and body size, client-signed.
     let total_c = cfg.events * n;
@@ -678,9 +707,9 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
         total_c, cfg.concurrency
     );
     r.load("(c)");
-    let c_cpu = server::CpuWindow::start(&b.server);
+    let c_cpu = server::CpuWindow::start(&b.servers);
     let (c_rate, c_errors, c_error, c_lat) = ceiling(b, total_c).await?;
-    let c_cpu = c_cpu.end(&b.server);
+    let c_cpu = c_cpu.end(&b.servers);
 
     let ratio = a_rate / c_rate;
     let b_p99 = pct(&b_got.latencies, 99.0);
@@ -772,7 +801,7 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
     ));
     r.details.push(format!("- warm-up: {} of {} deliveries verified", warm_got.delivered, warm_got.expected));
     r.details.push(format!(
-        "- server memory: RSS {rss_idle:.1} MB after warm-up, {rss_after:.1} MB after (a)+(b), peak (VmHWM) {hwm:.1} MB"
+        "- server memory (first replica): RSS {rss_idle:.1} MB after warm-up, {rss_after:.1} MB after (a)+(b), peak (VmHWM) {hwm:.1} MB"
     ));
     Ok(())
 }
@@ -790,12 +819,13 @@ async fn drain_phase(
     r.load("(d)");
     let data_dir = temp.join("drain");
     let bench =
-        Bench::setup(cfg.clone(), receiver.clone(), ca_file, &data_dir, "/drain", &["--no-worker"]).await?;
+        Bench::setup(cfg.clone(), receiver.clone(), ca_file, &data_dir, "/drain", &["--no-worker"], 1)
+            .await?;
     let base = bench.verified();
-    let (cpu, started) = (server::CpuWindow::start(&bench.server), Instant::now());
+    let (cpu, started) = (server::CpuWindow::start(&bench.servers), Instant::now());
     let published = bench.publish_closed_loop("d", cfg.events, cfg.publishers).await;
     let publish_secs = started.elapsed().as_secs_f64();
-    let publish_cpu = cpu.end(&bench.server);
+    let publish_cpu = cpu.end(&bench.servers);
     r.disk("(d) while publishing only:", started);
     let (errors, error) = summarize_errors(&published);
     let accepted = published.len() - errors;
@@ -810,12 +840,12 @@ async fn drain_phase(
     let worker =
         Server::start(&cfg.binary, &data_dir, &log, &server_args(cfg, ca_file, &[]), "worker").await?;
     let spawned = Instant::now();
-    let drain_cpu = server::CpuWindow::start(&worker);
-    let drain = Bench { cfg: cfg.clone(), api, receiver: receiver.clone(), server: worker, paths };
+    let drain_cpu = server::CpuWindow::start(std::slice::from_ref(&worker));
+    let drain = Bench { cfg: cfg.clone(), api, receiver: receiver.clone(), servers: vec![worker], paths };
     let got = drain.collect("d", &published, base).await;
     r.disk("(d) while the worker drained:", spawned);
-    let drain_cpu = drain_cpu.end(&drain.server);
-    let (rss, hwm) = drain.server.memory_mb().unwrap_or((f64::NAN, f64::NAN));
+    let drain_cpu = drain_cpu.end(&drain.servers);
+    let (rss, hwm) = drain.servers[0].memory_mb().unwrap_or((f64::NAN, f64::NAN));
     let drain_secs = match (got.first_receipt, got.last_receipt) {
         (Some(f), Some(l)) => l.duration_since(f).as_secs_f64(),
         _ => f64::NAN,
@@ -851,8 +881,7 @@ async fn drain_phase(
         100.0 * drain_cpu.server_secs / since_spawn,
         drain_cpu.others_pct
     ));
-    let log = drain.server.log.clone();
-    stop_and_report(drain.server, &log, r, "(d) worker").await;
+    finish(drain, r, "(d) worker").await;
     Ok(())
 }
 

@@ -224,19 +224,20 @@ pub struct CpuUse {
 }
 
 impl CpuWindow {
-    pub fn start(server: &Server) -> Self {
+    /// `servers`: the processes under test (their CPU is summed).
+    pub fn start(servers: &[Server]) -> Self {
         Self {
             started: std::time::Instant::now(),
             busy: machine_busy_secs(),
-            server: server.cpu_secs(),
+            server: servers.iter().map(Server::cpu_secs).sum(),
             bench: cpu_secs_of("/proc/self/stat"),
         }
     }
 
-    pub fn end(&self, server: &Server) -> CpuUse {
+    pub fn end(&self, servers: &[Server]) -> CpuUse {
         let elapsed = self.started.elapsed().as_secs_f64();
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-        let server_secs = server.cpu_secs() - self.server;
+        let server_secs = servers.iter().map(Server::cpu_secs).sum::<f64>() - self.server;
         let bench_secs = cpu_secs_of("/proc/self/stat") - self.bench;
         let others = (machine_busy_secs() - self.busy - server_secs - bench_secs).max(0.0);
         CpuUse { server_secs, bench_secs, others_pct: 100.0 * others / (elapsed * cores) }
