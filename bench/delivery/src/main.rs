@@ -296,7 +296,8 @@ impl Bench {
         for replica in 0..replicas {
             let log = data_dir.with_extension(format!("{replica}.log"));
             let server =
-                Server::start(&cfg.binary, data_dir, &log, &server_args(&cfg, ca_file, extra), "serve").await?;
+                Server::start(&cfg.binary, data_dir, &log, &server_args(&cfg, ca_file, extra), "serve")
+                    .await?;
             println!(
                 "server {} (pid {}) at {}, log {}",
                 cfg.binary.display(),
