@@ -58,3 +58,29 @@ async fn kill_9_right_after_201_loses_nothing() {
     assert_eq!(listed.len(), WEBHOOKS);
     assert_eq!(listed, created, "ids, urls, events and secrets all survived");
 }
+
+/// The SQLite backend is served by one process (its list cache relies on seeing every write):
+/// a second `serve` on the same database refuses to start and says why; once the first is gone
+/// (even by SIGKILL), a new one starts.
+#[tokio::test]
+async fn a_second_server_on_one_sqlite_database_refuses_to_start() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut first =
+        ServerProcess::spawn(server_command(BIN, data_dir.path()), &logs.path().join("first.log")).await;
+    let second = server_command(BIN, data_dir.path())
+        .args(["--bind", "127.0.0.1:0"])
+        .output()
+        .await
+        .expect("running a second server");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second server started: {stderr}");
+    assert!(
+        stderr.contains("another webhooks-server is serving the SQLite database"),
+        "the refusal says why: {stderr}"
+    );
+    first.kill_9().await;
+    let third =
+        ServerProcess::spawn(server_command(BIN, data_dir.path()), &logs.path().join("third.log")).await;
+    assert!(third.base_url.starts_with("http://127.0.0.1:"));
+}

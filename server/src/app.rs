@@ -63,6 +63,8 @@ pub struct App {
     pub api: Arc<WebhooksApi>,
     pub worker: Arc<Worker>,
     pub settings: Settings,
+    /// SQLite's one-serving-process lock, held as long as the app lives.
+    _serve_lock: Option<std::fs::File>,
 }
 
 /// The delivery worker for `settings`, over `store`.
@@ -104,11 +106,12 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
         let store = open_store(&settings).await?;
+        let serve_lock = store.lock_for_serving()?;
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);
         let waker = settings.run_worker.then(|| worker.waker());
         let api = Arc::new(WebhooksApi { store, auth, body_limit: settings.body_limit, waker });
-        Ok(Self { api, worker, settings })
+        Ok(Self { api, worker, settings, _serve_lock: serve_lock })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish.

@@ -29,7 +29,7 @@ pub use sqlite::SqliteStore;
 use crate::crypto::SecretBox;
 
 /// Who owns a webhook.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {
     pub client_id: String,
     pub user_id: String,
@@ -74,6 +74,8 @@ pub enum StoreError {
     Commit(String),
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("{0}")]
+    InUse(String),
 }
 
 /// Connection settings shared by both backends.
@@ -133,6 +135,16 @@ impl Store {
         } else {
             Store::Sqlite(SqliteStore::connect(url, secrets, options).await?)
         })
+    }
+
+    /// For `serve`: SQLite's exclusive claim on its database file (held while the returned
+    /// file stays open; the process's death releases it). PostgreSQL takes any number of
+    /// replicas: `None`.
+    pub fn lock_for_serving(&self) -> Result<Option<std::fs::File>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.lock_for_serving(),
+            Store::Postgres(_) => Ok(None),
+        }
     }
 
     /// `"sqlite"` or `"postgres"`.

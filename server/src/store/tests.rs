@@ -115,6 +115,7 @@ macro_rules! both_backends {
 both_backends!(
     crud_is_scoped_to_the_owner,
     lists_are_in_creation_order,
+    lists_follow_every_write_and_match_a_fresh_reader,
     unknown_and_odd_ids_are_not_found,
     secrets_are_sealed_in_the_database,
     fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempotent,
@@ -223,6 +224,38 @@ async fn lists_are_in_creation_order(h: &Harness) {
         h.store.list(&owner("c1", "u1")).await.unwrap().into_iter().map(|w| w.id).collect();
     assert_eq!(listed, ids);
     assert_eq!(h.store.list(&owner("c1", "u2")).await.unwrap().len(), 4);
+}
+
+/// Lists are served from memory between writes on SQLite: after each write, the store's list
+/// equals what a second store (its own pool and cache) reads from the database.
+async fn lists_follow_every_write_and_match_a_fresh_reader(h: &Harness) {
+    let (a, b) = (owner("c1", "u1"), owner("c1", "u2"));
+    let a_ref = &a;
+    let check = |step: &'static str| async move {
+        let a = a_ref;
+        let ours = h.store.list(a).await.unwrap();
+        // Twice: the second may come from the cache and must be the same.
+        assert_eq!(h.store.list(a).await.unwrap(), ours, "{step}: a repeated list");
+        assert_eq!(h.another().await.list(a).await.unwrap(), ours, "{step}: the database");
+        ours
+    };
+    assert!(check("empty").await.is_empty());
+    let first = webhook(&h.store, "c1", "u1", &["all"]).await;
+    let other = webhook(&h.store, "c1", "u2", &["all"]).await;
+    assert_eq!(check("after create").await.iter().map(|w| &w.id).collect::<Vec<_>>(), [&first]);
+    let second = webhook(&h.store, "c1", "u1", &["all"]).await;
+    assert_eq!(check("after a second create").await.len(), 2);
+    let update =
+        WebhookUpdate { url: None, events: vec!["facility.creation.rejected".into()], secrets: None };
+    h.store.update(&a, &first, update).await.unwrap().unwrap();
+    assert_eq!(check("after update").await[0].events, ["facility.creation.rejected"]);
+    // Another owner's write leaves this list right; that owner's list sees its own change.
+    h.store.list(&b).await.unwrap();
+    assert!(h.store.delete(&b, &other).await.unwrap());
+    assert!(h.store.list(&b).await.unwrap().is_empty());
+    assert_eq!(check("after another owner's delete").await.len(), 2);
+    assert!(h.store.delete(&a, &second).await.unwrap());
+    assert_eq!(check("after delete").await.iter().map(|w| &w.id).collect::<Vec<_>>(), [&first]);
 }
 
 async fn unknown_and_odd_ids_are_not_found(h: &Harness) {

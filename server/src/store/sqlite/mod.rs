@@ -1,9 +1,12 @@
 //! The embedded default: SQLite in WAL mode, `synchronous = FULL`, one group-commit writer.
 
 mod delivery;
+mod list_cache;
 mod writer;
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -16,6 +19,7 @@ use super::{
     COLUMNS,
 };
 use crate::crypto::SecretBox;
+use list_cache::ListCache;
 use writer::Writer;
 
 #[derive(Clone)]
@@ -27,6 +31,9 @@ pub struct SqliteStore {
     /// busy handler and its sleeps.
     writer: Writer,
     secrets: SecretBox,
+    lists: Arc<ListCache>,
+    /// The database file (`None` in memory).
+    path: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -52,7 +59,9 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let writer = Writer::start(connect.connect().await?);
-        Ok(Self { pool, writer, secrets })
+        let filename = connect.get_filename();
+        let path = (filename != std::path::Path::new(":memory:")).then(|| filename.to_owned());
+        Ok(Self { pool, writer, secrets, lists: Arc::default(), path })
     }
 
     pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, StoreError> {
@@ -65,7 +74,8 @@ impl SqliteStore {
             secrets: new.secrets,
         };
         let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
-        self.writer
+        let created = self
+            .writer
             .write_statement(move |conn| {
                 Box::pin(async move {
                     let now = now_ms();
@@ -86,10 +96,22 @@ impl SqliteStore {
                     Ok(webhook)
                 })
             })
-            .await
+            .await;
+        self.lists.invalidate(owner);
+        created
     }
 
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+        let generation = match self.lists.get(owner) {
+            Ok(cached) => return Ok(cached.as_ref().clone()),
+            Err(generation) => generation,
+        };
+        let listed = Arc::new(self.read_list(owner).await?);
+        self.lists.fill(owner, generation, listed.clone());
+        Ok(Arc::unwrap_or_clone(listed))
+    }
+
+    async fn read_list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
         // One row holding the whole list as JSON: sqlx-sqlite hands rows over from its worker
         // thread one at a time, and for a list that hand-over costs more than the query.
         let listed: String = sqlx::query_scalar(
@@ -139,7 +161,7 @@ impl SqliteStore {
         update: WebhookUpdate,
     ) -> Result<Option<Webhook>, StoreError> {
         let secrets = update.secrets.as_ref().map(|s| seal(&self.secrets, id, s)).transpose()?;
-        let (owner, id) = (owner.clone(), id.to_owned());
+        let (writer_owner, id) = (owner.clone(), id.to_owned());
         let row = self
             .writer
             .write_statement(move |conn| {
@@ -155,33 +177,65 @@ impl SqliteStore {
                     .bind(secrets)
                     .bind(now_ms())
                     .bind(&id)
-                    .bind(&owner.client_id)
-                    .bind(&owner.user_id)
+                    .bind(&writer_owner.client_id)
+                    .bind(&writer_owner.user_id)
                     .fetch_optional(&mut *conn)
                     .await?;
                     Ok(row)
                 })
             })
-            .await?;
-        row.as_ref().map(|row| self.webhook(row)).transpose()
+            .await;
+        self.lists.invalidate(owner);
+        row?.as_ref().map(|row| self.webhook(row)).transpose()
     }
 
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        let (owner, id) = (owner.clone(), id.to_owned());
-        self.writer
+        let (writer_owner, id) = (owner.clone(), id.to_owned());
+        let deleted = self
+            .writer
             .write_statement(move |conn| {
                 Box::pin(async move {
                     let done =
                         sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")
                             .bind(&id)
-                            .bind(&owner.client_id)
-                            .bind(&owner.user_id)
+                            .bind(&writer_owner.client_id)
+                            .bind(&writer_owner.user_id)
                             .execute(&mut *conn)
                             .await?;
                     Ok(done.rows_affected() > 0)
                 })
             })
-            .await
+            .await;
+        self.lists.invalidate(owner);
+        deleted
+    }
+
+    /// Locks `<database>.serve-lock` for this process, or says who holds it. One serving
+    /// process per file is what the list cache relies on (every webhook write passes through
+    /// it); several replicas belong on PostgreSQL.
+    pub fn lock_for_serving(&self) -> Result<Option<std::fs::File>, StoreError> {
+        let Some(path) = &self.path else { return Ok(None) };
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".serve-lock");
+        let lock_path = PathBuf::from(lock_path);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::InUse(format!("opening {}: {e}", lock_path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(format!(
+                "another webhooks-server is serving the SQLite database {} (it holds {}); \
+                 the SQLite backend is served by one process, run several replicas on PostgreSQL",
+                path.display(),
+                lock_path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(StoreError::InUse(format!("locking {}: {e}", lock_path.display())))
+            }
+        }
     }
 
     /// Whether the database answers (readiness).
