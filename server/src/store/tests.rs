@@ -333,6 +333,14 @@ async fn fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempote
     let mut targets: Vec<_> = claimed.iter().map(|d| d.fallback_url.clone()).collect();
     targets.sort();
     assert_eq!(targets, ["https://c1.example/hook", "https://c2.example/hook"]);
+    // Delivery ids (the log's entry ids) are distinct version-4 UUIDs on both backends.
+    let ids: std::collections::BTreeSet<_> = claimed.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(ids.len(), claimed.len());
+    for id in &ids {
+        let parsed = uuid::Uuid::try_parse(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!((parsed.get_version_num(), parsed.to_string()), (4, id.clone()), "{id}");
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+    }
     assert!(claimed.iter().all(|d| d.event_id == "e-1" && d.attempts == 0));
     assert!(claimed.iter().all(|d| uuid::Uuid::try_parse(&d.id).is_ok()));
     assert!(claimed.iter().all(|d| d.target.as_ref().is_some_and(|t| t.secrets == ["s"])));

@@ -10,71 +10,48 @@ use crate::store::{
 };
 
 impl SqliteStore {
-    /// Records the event and one delivery per matching webhook, in one transaction.
+    /// Records the event and one delivery per matching webhook (one statement, see below), then
+    /// reads back what the event fanned out to.
     pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
         let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let body = event_body(&event.event_type, &event.data);
-        self.writer().write(move |conn| Box::pin(async move {
-        let now = now_ms();
-        // The insert comes first so the transaction holds the write lock from its first statement.
-        let inserted = sqlx::query(
-            "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO NOTHING",
+        let (event_id, user_id, event_type) = (id.clone(), event.user_id, event.event_type);
+        // One statement on the writer: the `events_fan_out` trigger (migration 0003) inserts the
+        // deliveries in the same statement, so the event never exists without them.
+        let inserted = self
+            .writer()
+            .write_statement(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&event_id)
+                    .bind(&event_type)
+                    .bind(&user_id)
+                    .bind(body)
+                    .bind(now_ms())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
+                })
+            })
+            .await?;
+        // Committed: a reader sees the event and its deliveries (the stored type answers a
+        // repeated id, which may have been published with another one).
+        let row = sqlx::query(
+            "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
+               FROM events e WHERE e.id = ?",
         )
         .bind(&id)
-        .bind(&event.event_type)
-        .bind(&event.user_id)
-        .bind(body)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            let row = sqlx::query(
-                "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
-                   FROM events e WHERE e.id = ?",
-            )
-            .bind(&id)
-            .fetch_one(&mut *conn)
-            .await?;
-            return Ok(PublishedEvent {
-                id,
-                event_type: row.try_get("event_type")?,
-                deliveries: row.try_get("n")?,
-                duplicate: true,
-            });
-        }
-        let webhooks = sqlx::query(
-            "SELECT id, client_id, url FROM webhooks
-              WHERE user_id = ? AND (events LIKE '%\"all\"%' OR events LIKE ?) ORDER BY seq",
-        )
-        .bind(&event.user_id)
-        .bind(format!("%\"{}\"%", event.event_type))
-        .fetch_all(&mut *conn)
+        .fetch_one(self.pool())
         .await?;
-        for webhook in &webhooks {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, webhook_id, client_id, user_id, url, status, next_attempt_at, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-            )
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(&id)
-            .bind(webhook.try_get::<String, _>("id")?)
-            .bind(webhook.try_get::<String, _>("client_id")?)
-            .bind(&event.user_id)
-            .bind(webhook.try_get::<String, _>("url")?)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
         Ok(PublishedEvent {
             id,
-            event_type: event.event_type,
-            deliveries: webhooks.len() as i64,
-            duplicate: false,
+            event_type: row.try_get("event_type")?,
+            deliveries: row.try_get("n")?,
+            duplicate: inserted == 0,
         })
-        })).await
     }
 
     /// Claims up to `limit` due deliveries for `lease_ms`; a crashed worker's claims expire.
