@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use super::testing::TestDatabase;
 use super::*;
 
@@ -123,6 +125,7 @@ both_backends!(
     claims_exclude_each_other_until_the_lease_expires,
     concurrent_claims_from_two_stores_never_take_one_delivery_twice,
     failures_retry_on_schedule_then_give_up_and_success_stops_retries,
+    one_batch_records_many_deliveries_and_successive_attempts_of_one,
     the_log_filters_sorts_and_pages,
     purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_ones,
 );
@@ -454,6 +457,44 @@ async fn failures_retry_on_schedule_then_give_up_and_success_stops_retries(h: &H
     assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "a delivered one came back");
     let log = store.search_logs(&q).await.unwrap();
     assert_eq!(log.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["success", "failure"]);
+}
+
+/// The worker records outcomes in batches: several deliveries at once, and (with a short retry
+/// schedule) a failed attempt and its retry's outcome in the same batch.
+async fn one_batch_records_many_deliveries_and_successive_attempts_of_one(h: &Harness) {
+    let store = &h.store;
+    webhook(store, "c1", "u1", &["all"]).await;
+    for _ in 0..3 {
+        store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
+    }
+    let claimed = store.claim_due(10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let retry = outcome(&claimed[0], false, Some(now_ms()));
+    let mut retried = outcome(&claimed[0], true, None);
+    retried.attempt = 1;
+    let given_up = outcome(&claimed[1], false, None);
+    let delivered = outcome(&claimed[2], true, None);
+    // The retry's outcome first: the batch's order must not matter.
+    store.record(&[retried, given_up, retry, delivered]).await.unwrap();
+
+    store.exec("UPDATE deliveries SET next_attempt_at = 0").await;
+    assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "every delivery is settled");
+    let log = store.search_logs(&log_query("c1", "u1")).await.unwrap();
+    let seen: BTreeMap<&str, (&str, Vec<i64>)> = log
+        .iter()
+        .map(|e| (e.id.as_str(), (e.status.as_str(), e.attempts.iter().map(|a| a.attempt).collect())))
+        .collect();
+    let expected: BTreeMap<&str, (&str, Vec<i64>)> = [
+        (claimed[0].id.as_str(), ("success", vec![0, 1])),
+        (claimed[1].id.as_str(), ("failure", vec![0])),
+        (claimed[2].id.as_str(), ("success", vec![0])),
+    ]
+    .into();
+    assert_eq!(seen, expected);
+    let attempts = store
+        .strings(&format!("SELECT CAST(attempts AS TEXT) FROM deliveries WHERE id = '{}'", claimed[0].id))
+        .await;
+    assert_eq!(attempts, ["2"], "the retried delivery counts both attempts");
 }
 
 async fn the_log_filters_sorts_and_pages(h: &Harness) {

@@ -137,8 +137,9 @@ impl PgStore {
                 (false, None) => ("failure", o.at_ms),
             })
             .unzip();
-        // A delivery recorded twice in one batch (never in the normal case) takes its first
-        // outcome, as on SQLite, where the second finds it no longer pending.
+        // One state change per delivery: its latest attempt in the batch (the first of equals:
+        // a retaken lease recording the same attempt twice). Earlier attempts were retries, so
+        // applied in order they would be overwritten by it anyway. SQLite does the same.
         sqlx::query(
             "UPDATE deliveries d
                 SET status = u.status, attempts = u.attempts, next_attempt_at = u.next,
@@ -146,7 +147,7 @@ impl PgStore {
                FROM (SELECT DISTINCT ON (id) id, status, attempts, next
                        FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[])
                             WITH ORDINALITY AS u(id, status, attempts, next, n)
-                      ORDER BY id, n) u
+                      ORDER BY id, attempts DESC, n) u
               WHERE d.id = u.id AND d.status = 'pending'",
         )
         .bind(&ids)
