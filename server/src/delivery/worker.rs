@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
 use super::guard::TargetRefused;
@@ -19,6 +19,8 @@ pub const RESPONSE_BODY_LIMIT: usize = 20 * 1024;
 /// Log entries are kept this long.
 pub const LOG_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Most outcomes recorded in one transaction (their response bodies are up to 20 kB each).
+const RECORD_BATCH: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -78,16 +80,22 @@ impl Worker {
     /// Runs until `shutdown` turns true, then finishes (and records) what is in flight.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut in_flight: JoinSet<AttemptOutcome> = JoinSet::new();
-        // Outcomes are recorded off the loop, so sending never waits for a commit. The
-        // deliveries stay leased until recorded, so nothing is claimed twice meanwhile.
-        let mut recording: JoinSet<()> = JoinSet::new();
+        // Outcomes are recorded off the loop, so sending never waits for a commit, by one
+        // recorder that takes whatever has finished while it was busy as one batch (two
+        // statements on SQLite's writer, whatever the batch's size). The deliveries stay leased
+        // until recorded, so nothing is claimed twice meanwhile.
+        let (finished, unrecorded) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(self.clone().record_all(unrecorded));
+        // With work in flight, claim only once a few slots are free: one claim per finished
+        // delivery would cost the (shared) database a statement each under load.
+        let claim_at = (self.settings.concurrency / 8).max(1);
         let mut last_purge: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let room = self.settings.concurrency.saturating_sub(in_flight.len());
-            if room > 0 {
+            if room > 0 && (in_flight.is_empty() || room >= claim_at) {
                 match self.store.claim_due(room as i64, self.lease_ms()).await {
                     Ok(claimed) => {
                         for delivery in claimed {
@@ -115,26 +123,34 @@ impl Worker {
             }
             tokio::select! {
                 Some(done) = in_flight.join_next() => {
-                    let mut outcomes: Vec<AttemptOutcome> = done.into_iter().collect();
-                    // Record every attempt that has finished by now in one transaction.
-                    while let Some(done) = in_flight.try_join_next() {
-                        outcomes.extend(done);
+                    // This one and every other that has finished by now.
+                    let finished_now = std::iter::once(done).chain(std::iter::from_fn(|| in_flight.try_join_next()));
+                    for outcome in finished_now.flatten() {
+                        let _ = finished.send(outcome);
                     }
-                    let worker = self.clone();
-                    recording.spawn(async move { worker.record(&outcomes).await });
-                    while recording.try_join_next().is_some() {}
                 }
                 _ = self.wake.notified(), if in_flight.len() < self.settings.concurrency => {}
                 _ = tokio::time::sleep(self.settings.poll_interval), if in_flight.len() < self.settings.concurrency => {}
                 _ = shutdown.changed() => {}
             }
         }
-        let mut outcomes = Vec::new();
         while let Some(done) = in_flight.join_next().await {
-            outcomes.extend(done);
+            if let Ok(outcome) = done {
+                let _ = finished.send(outcome);
+            }
         }
-        self.record(&outcomes).await;
-        while recording.join_next().await.is_some() {}
+        // The recorder ends once it has recorded everything sent before this.
+        drop(finished);
+        let _ = recorder.await;
+    }
+
+    /// The recorder: batches of whatever has finished, until the sender is gone.
+    async fn record_all(self: Arc<Self>, mut unrecorded: mpsc::UnboundedReceiver<AttemptOutcome>) {
+        let mut batch = Vec::new();
+        while unrecorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            self.record(&batch).await;
+            batch.clear();
+        }
     }
 
     async fn record(&self, outcomes: &[AttemptOutcome]) {
