@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
 
 use serde_json::Value;
 use webhooks_client::types::{CreateUserWebhookRequest, UserWebhookEvent as Event};
@@ -68,10 +69,12 @@ async fn a_second_server_on_one_sqlite_database_refuses_to_start() {
     let logs = tempfile::tempdir().unwrap();
     let mut first =
         ServerProcess::spawn(server_command(BIN, data_dir.path()), &logs.path().join("first.log")).await;
-    let second = server_command(BIN, data_dir.path())
-        .args(["--bind", "127.0.0.1:0"])
-        .output()
+    // Bounded: a second server that did start would never exit on its own.
+    let second =
+        server_command(BIN, data_dir.path()).args(["--bind", "127.0.0.1:0"]).kill_on_drop(true).output();
+    let second = tokio::time::timeout(Duration::from_secs(60), second)
         .await
+        .expect("a second server on the same database kept running")
         .expect("running a second server");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "a second server started: {stderr}");
