@@ -596,6 +596,46 @@ async fn a_receiver_that_never_answers_costs_one_timeout_not_the_worker() {
     assert!(ok_entries.iter().all(succeeded), "{ok_entries:#?}");
 }
 
+/// Under load the worker claims once a few slots are free (an eighth of them), not after every
+/// delivery; but when slow receivers hold all but one slot, a due delivery still goes out
+/// within a poll interval (500 ms), not when one of them times out.
+#[tokio::test]
+async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
+    const CONCURRENCY: usize = 16;
+    let receiver = Receiver::start().await;
+    let server = server_for(&receiver, |s| {
+        s.delivery_concurrency = CONCURRENCY;
+        s.delivery_timeout = Duration::from_secs(8);
+        s.delivery_lease = Duration::from_secs(30);
+        s.retry_schedule = Vec::new();
+    })
+    .await;
+    receiver.set_path_mode("/hang", Some(Mode::Hang));
+    let owner = server.client("client-a", "user-a");
+    for _ in 0..CONCURRENCY - 1 {
+        create(&owner, &receiver.url("/hang"), vec![Event::FacilityCreationAccepted], &[]).await;
+    }
+    create(&owner, &receiver.url("/ok"), vec![Event::FacilityCreationRejected], &["ok-secret"]).await;
+    let publisher = server.publisher();
+
+    let held =
+        publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
+    assert_eq!(held.deliveries as usize, CONCURRENCY - 1);
+    wait_for_path(&receiver, "/hang", CONCURRENCY - 1, WAIT).await;
+
+    // One slot is free: fewer than the eighth the worker waits for under load.
+    let started = Instant::now();
+    let due =
+        publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None)
+            .await;
+    assert_eq!(due.deliveries, 1);
+    let arrived = wait_for_path(&receiver, "/ok", 1, WAIT).await;
+    let after = arrived[0].received_at - started;
+    assert!(after < Duration::from_secs(3), "the due delivery waited for a slow receiver ({after:?})");
+    assert_eq!(event_id(&arrived[0]), due.id);
+    assert_signed_by(&arrived[0], "ok-secret");
+}
+
 /// The 400 of a query / body with exactly these messages.
 fn bad_request(messages: &[&str]) -> Value {
     json!({"message": messages, "error": "Bad Request", "statusCode": 400})

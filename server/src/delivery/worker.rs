@@ -86,16 +86,22 @@ impl Worker {
         // until recorded, so nothing is claimed twice meanwhile.
         let (finished, unrecorded) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(self.clone().record_all(unrecorded));
-        // With work in flight, claim only once a few slots are free: one claim per finished
-        // delivery would cost the (shared) database a statement each under load.
+        // With work in flight, claim once a few slots are free (one claim per finished delivery
+        // cost the shared database a statement each under load), or once a poll interval has
+        // passed (slots held by slow receivers must not keep due deliveries waiting longer).
         let claim_at = (self.settings.concurrency / 8).max(1);
+        let mut last_claim = Instant::now();
         let mut last_purge: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let room = self.settings.concurrency.saturating_sub(in_flight.len());
-            if room > 0 && (in_flight.is_empty() || room >= claim_at) {
+            let claim_due = in_flight.is_empty()
+                || room >= claim_at
+                || last_claim.elapsed() >= self.settings.poll_interval;
+            if room > 0 && claim_due {
+                last_claim = Instant::now();
                 match self.store.claim_due(room as i64, self.lease_ms()).await {
                     Ok(claimed) => {
                         for delivery in claimed {
