@@ -76,9 +76,11 @@ pub fn maximum(v: V, n: f64) -> bool {
     matches!(v, Some(Value::Number(x)) if x.as_f64().is_some_and(|x| x <= n))
 }
 
-/// `@IsUrl({ protocols: ['https'], require_protocol: true })`.
+/// `@IsUrl({ protocols: ['https'], require_protocol: true })`, with one deliberate difference:
+/// U+0000 is refused (validator.js lets it through in a path). No receiver's URL contains it,
+/// and PostgreSQL text cannot store it: accepted, it was a 500 there and stored on SQLite.
 pub fn https_url(v: V) -> bool {
-    matches!(v, Some(Value::String(s)) if super::is_https_url(s))
+    matches!(v, Some(Value::String(s)) if !s.contains('\0') && super::is_https_url(s))
 }
 
 /// `@IsISO8601()`: an RFC 3339 / ISO 8601 date or date-time.
@@ -156,6 +158,13 @@ mod tests {
         let items = json!(["a", 1]);
         assert!(!each(Some(&items), is_string));
         assert!(each(Some(&json!([])), is_string));
+    }
+
+    #[test]
+    fn https_urls_refuse_nul_which_validator_js_would_pass() {
+        assert!(super::super::is_https_url("https://example.com/a\0b"), "validator.js accepts it");
+        assert!(!https_url(Some(&json!("https://example.com/a\u{0}b"))));
+        assert!(https_url(Some(&json!("https://example.com/ab"))));
     }
 
     #[test]
