@@ -105,8 +105,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
+        let serve_lock = Store::lock_for_serving(&settings.database_url)?;
         let store = open_store(&settings).await?;
-        let serve_lock = store.lock_for_serving()?;
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);
         let waker = settings.run_worker.then(|| worker.waker());

@@ -125,6 +125,11 @@ fn unmatchable(key: &str) -> bool {
     key.contains('\0')
 }
 
+/// No stored webhook of `owner` can have id `id` (see [`unmatchable`]).
+fn unmatchable_webhook(owner: &Owner, id: &str) -> bool {
+    unmatchable(id) || unmatchable(&owner.client_id) || unmatchable(&owner.user_id)
+}
+
 impl Store {
     /// Opens the database at `url` and migrates it: PostgreSQL for `postgres://` and
     /// `postgresql://` URLs (the database is created if missing), otherwise SQLite
@@ -137,13 +142,14 @@ impl Store {
         })
     }
 
-    /// For `serve`: SQLite's exclusive claim on its database file (held while the returned
-    /// file stays open; the process's death releases it). PostgreSQL takes any number of
-    /// replicas: `None`.
-    pub fn lock_for_serving(&self) -> Result<Option<std::fs::File>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.lock_for_serving(),
-            Store::Postgres(_) => Ok(None),
+    /// For `serve`, before [`connect`](Self::connect): SQLite's exclusive claim on the database
+    /// file at `url` (held while the returned file stays open; the process's death releases
+    /// it). PostgreSQL takes any number of replicas: `None`.
+    pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+        if is_postgres_url(url) {
+            Ok(None)
+        } else {
+            SqliteStore::lock_for_serving(url)
         }
     }
 
@@ -168,7 +174,7 @@ impl Store {
     }
 
     pub async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
-        if unmatchable(id) || unmatchable(&owner.client_id) || unmatchable(&owner.user_id) {
+        if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
         dispatch!(self, s => s.get(owner, id).await)
@@ -180,14 +186,14 @@ impl Store {
         id: &str,
         update: WebhookUpdate,
     ) -> Result<Option<Webhook>, StoreError> {
-        if unmatchable(id) || unmatchable(&owner.client_id) || unmatchable(&owner.user_id) {
+        if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
         dispatch!(self, s => s.update(owner, id, update).await)
     }
 
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        if unmatchable(id) || unmatchable(&owner.client_id) || unmatchable(&owner.user_id) {
+        if unmatchable_webhook(owner, id) {
             return Ok(false);
         }
         dispatch!(self, s => s.delete(owner, id).await)

@@ -4,7 +4,7 @@ mod delivery;
 mod list_cache;
 mod writer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,36 +32,43 @@ pub struct SqliteStore {
     writer: Writer,
     secrets: SecretBox,
     lists: Arc<ListCache>,
-    /// The database file (`None` in memory).
-    path: Option<PathBuf>,
+}
+
+/// sqlx's options for `url` (`sqlite://path`, `sqlite:path` or a plain path).
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
+    Ok(SqliteConnectOptions::from_str(&url)?)
+}
+
+/// Creates the directory that will hold `file`.
+fn create_parent(file: &Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Crypto(e.into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or a path) and migrates it.
     /// `options.max_connections` sizes the readers' pool; SQLite has no statement timeout.
     pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
-        let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
-        let connect = SqliteConnectOptions::from_str(&url)?
+        let connect = connect_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: the WAL is synced at every commit, so an acknowledged write survives power loss too.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(parent) = std::path::Path::new(connect.get_filename()).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| StoreError::Crypto(e.into()))?;
-            }
-        }
+        create_parent(connect.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .connect_with(connect.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let writer = Writer::start(connect.connect().await?);
-        let filename = connect.get_filename();
-        let path = (filename != std::path::Path::new(":memory:")).then(|| filename.to_owned());
-        Ok(Self { pool, writer, secrets, lists: Arc::default(), path })
+        Ok(Self { pool, writer, secrets, lists: Arc::default() })
     }
 
     pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, StoreError> {
@@ -210,12 +217,18 @@ impl SqliteStore {
         deleted
     }
 
-    /// Locks `<database>.serve-lock` for this process, or says who holds it. One serving
-    /// process per file is what the list cache relies on (every webhook write passes through
-    /// it); several replicas belong on PostgreSQL.
-    pub fn lock_for_serving(&self) -> Result<Option<std::fs::File>, StoreError> {
-        let Some(path) = &self.path else { return Ok(None) };
-        let mut lock_path = path.clone().into_os_string();
+    /// Locks `<database>.serve-lock` of `url` for this process, or says who holds it; before
+    /// the database is opened, so a refused server does not touch it. One serving process per
+    /// file is what the list cache relies on (every webhook write passes through it); several
+    /// replicas belong on PostgreSQL.
+    pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+        let options = connect_options(url)?;
+        let path = options.get_filename();
+        if path == Path::new(":memory:") {
+            return Ok(None);
+        }
+        create_parent(path)?;
+        let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".serve-lock");
         let lock_path = PathBuf::from(lock_path);
         let file = std::fs::OpenOptions::new()
