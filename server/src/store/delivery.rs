@@ -1,6 +1,8 @@
 //! Events, deliveries and attempts: what `publishEvent`, the worker and the log need (the
 //! types both backends share; the SQL is in `sqlite/delivery.rs` and `postgres/delivery.rs`).
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 pub struct NewEvent {
@@ -51,6 +53,41 @@ pub struct AttemptOutcome {
     pub success: bool,
     /// When to try again; `None` when this was the last try (or a success).
     pub retry_at_ms: Option<i64>,
+}
+
+/// What a batch of outcomes does to one delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct StateChange<'a> {
+    pub delivery_id: &'a str,
+    /// `success`, `pending` (a retry is due at `next_attempt_at`) or `failure`.
+    pub status: &'static str,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+}
+
+/// One change per delivery, from its latest attempt in the batch (the first of equals: a
+/// retaken lease recording the same attempt twice); the earlier ones were retries, which that
+/// one would overwrite anyway. In delivery id order, so two workers recording overlapping
+/// batches lock rows in the same order.
+pub(super) fn state_changes(outcomes: &[AttemptOutcome]) -> Vec<StateChange<'_>> {
+    let mut latest: BTreeMap<&str, &AttemptOutcome> = BTreeMap::new();
+    for o in outcomes {
+        let slot = latest.entry(o.delivery_id.as_str()).or_insert(o);
+        if o.attempt > slot.attempt {
+            *slot = o;
+        }
+    }
+    latest
+        .into_values()
+        .map(|o| {
+            let (status, next_attempt_at) = match (o.success, o.retry_at_ms) {
+                (true, _) => ("success", o.at_ms),
+                (false, Some(at)) => ("pending", at),
+                (false, None) => ("failure", o.at_ms),
+            };
+            StateChange { delivery_id: &o.delivery_id, status, attempts: o.attempt + 1, next_attempt_at }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@
 use sqlx::{Postgres, Row};
 
 use super::PgStore;
-use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, log_query};
+use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, log_query, state_changes};
 use crate::store::{
     event_body, now_ms, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, NewEvent, PublishedEvent,
     StoreError,
@@ -106,6 +106,7 @@ impl PgStore {
         if outcomes.is_empty() {
             return Ok(());
         }
+        let changes = state_changes(outcomes);
         // Rows in a stable order, so two workers recording overlapping batches (a retaken
         // lease) lock them in the same order.
         let mut outcomes: Vec<&AttemptOutcome> = outcomes.iter().collect();
@@ -129,31 +130,17 @@ impl PgStore {
         .bind(number(|o| o.at_ms))
         .execute(&mut *tx)
         .await?;
-        let (status, next): (Vec<&str>, Vec<i64>) = outcomes
-            .iter()
-            .map(|o| match (o.success, o.retry_at_ms) {
-                (true, _) => ("success", o.at_ms),
-                (false, Some(at)) => ("pending", at),
-                (false, None) => ("failure", o.at_ms),
-            })
-            .unzip();
-        // One state change per delivery: its latest attempt in the batch (the first of equals:
-        // a retaken lease recording the same attempt twice). Earlier attempts were retries, so
-        // applied in order they would be overwritten by it anyway. SQLite does the same.
         sqlx::query(
             "UPDATE deliveries d
                 SET status = u.status, attempts = u.attempts, next_attempt_at = u.next,
                     lease_until = NULL, lease_token = NULL
-               FROM (SELECT DISTINCT ON (id) id, status, attempts, next
-                       FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-                            WITH ORDINALITY AS u(id, status, attempts, next, n)
-                      ORDER BY id, attempts DESC, n) u
+               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(id, status, attempts, next)
               WHERE d.id = u.id AND d.status = 'pending'",
         )
-        .bind(&ids)
-        .bind(status)
-        .bind(number(|o| o.attempt + 1))
-        .bind(next)
+        .bind(changes.iter().map(|c| c.delivery_id).collect::<Vec<_>>())
+        .bind(changes.iter().map(|c| c.status).collect::<Vec<_>>())
+        .bind(changes.iter().map(|c| c.attempts).collect::<Vec<_>>())
+        .bind(changes.iter().map(|c| c.next_attempt_at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

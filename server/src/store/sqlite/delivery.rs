@@ -1,11 +1,9 @@
 //! Events, deliveries and attempts on SQLite: every write goes through the group-commit writer.
 
-use std::collections::HashMap;
-
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::SqliteStore;
-use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, log_query};
+use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, log_query, state_changes};
 use crate::store::{
     event_body, now_ms, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, NewEvent, PublishedEvent,
     StoreError,
@@ -119,23 +117,11 @@ impl SqliteStore {
             ])
         }))
         .to_string();
-        // One state change per delivery: its latest attempt in the batch. Applied one after the
-        // other, the earlier ones (retries, so still pending) would be overwritten by it anyway.
-        let mut latest: HashMap<&str, &AttemptOutcome> = HashMap::new();
-        for o in outcomes {
-            let slot = latest.entry(o.delivery_id.as_str()).or_insert(o);
-            if o.attempt > slot.attempt {
-                *slot = o;
-            }
-        }
-        let changes = serde_json::Value::from_iter(latest.values().map(|o| {
-            let (status, next) = match (o.success, o.retry_at_ms) {
-                (true, _) => ("success", o.at_ms),
-                (false, Some(at)) => ("pending", at),
-                (false, None) => ("failure", o.at_ms),
-            };
-            serde_json::json!([o.delivery_id, status, o.attempt + 1, next])
-        }))
+        let changes = serde_json::Value::from_iter(
+            state_changes(outcomes)
+                .iter()
+                .map(|c| serde_json::json!([c.delivery_id, c.status, c.attempts, c.next_attempt_at])),
+        )
         .to_string();
         self.writer()
             .write(move |conn| {
