@@ -8,6 +8,8 @@ use webhooks_e2e::{
     error_parts, forbidden_body, not_found_body, spec, unauthorized_body, TestServer, NURSE_USER,
 };
 
+mod connections;
+
 const COLLECTION: &str = "/api/v2/public/webhooks/user";
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {

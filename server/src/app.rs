@@ -34,7 +34,8 @@ fn spec_json() -> anyhow::Result<serde_json::Value> {
     serde_yaml::from_str(webhooks::OPENAPI_YAML).context("openapi.yaml does not parse")
 }
 
-pub fn router(api: Arc<WebhooksApi>) -> anyhow::Result<Router> {
+/// The application's routes and layers; `request_timeout` bounds each whole request.
+pub fn router(api: Arc<WebhooksApi>, request_timeout: Duration) -> anyhow::Result<Router> {
     let docs = SwaggerUi::new("/docs")
         .external_url_unchecked(SPEC_JSON_PATH, spec_json()?)
         .config(Config::from(SPEC_JSON_PATH).try_it_out_enabled(true).persist_authorization(true));
@@ -45,6 +46,7 @@ pub fn router(api: Arc<WebhooksApi>) -> anyhow::Result<Router> {
         .merge(contract)
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(CatchPanicLayer::custom(|_| error::internal_error()))
+        .layer(axum::middleware::from_fn_with_state(request_timeout, crate::serve::request_deadline))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
             tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
@@ -120,10 +122,10 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = router(self.api.clone())?;
+        let router = router(self.api.clone(), self.settings.connections.request_timeout)?;
         let (stop_worker, worker_stopped) = watch::channel(false);
         let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(worker_stopped)));
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        crate::serve::serve(listener, router, self.settings.connections, shutdown).await?;
         // Requests are done; let the worker finish (and record) the deliveries in flight.
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {

@@ -9,12 +9,24 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::serve::ConnectionLimits;
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// NestJS's body-parser default, `100kb`.
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
 /// The documented retry schedule: after 5, 30 and 60 minutes.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5m,30m,60m";
+/// A request head (a few hundred bytes) takes milliseconds; ten seconds covers slow mobile
+/// links and still frees a slow-loris socket quickly.
+pub const DEFAULT_HEADER_TIMEOUT: &str = "10s";
+/// A whole request, 100 kB body and database included (the statement timeout is 30 s too).
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+/// Longer than the 60 s idle timeout of common load balancers, so they close first and never
+/// send on a connection the server is closing.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "75s";
+/// Open connections at once; far below the usual file-descriptor limits.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -114,6 +126,18 @@ pub struct SettingsArgs {
     /// Largest request body in bytes [default: 102400].
     #[arg(long, env = "WEBHOOKS_BODY_LIMIT", global = true)]
     pub body_limit: Option<usize>,
+    /// Most time a request head may take, from its first byte or the connection's start [default: 10s].
+    #[arg(long, env = "WEBHOOKS_HEADER_TIMEOUT", global = true)]
+    pub header_timeout: Option<humantime::Duration>,
+    /// Most time a whole request may take, body and handler included; then 408 [default: 30s].
+    #[arg(long, env = "WEBHOOKS_REQUEST_TIMEOUT", global = true)]
+    pub request_timeout: Option<humantime::Duration>,
+    /// Connections with nothing in flight are closed after this long [default: 75s].
+    #[arg(long, env = "WEBHOOKS_IDLE_TIMEOUT", global = true)]
+    pub idle_timeout: Option<humantime::Duration>,
+    /// Most client connections open at once; more wait in the listen backlog [default: 1024].
+    #[arg(long, env = "WEBHOOKS_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -167,6 +191,10 @@ struct FileSettings {
     allowed_roles: Option<Vec<String>>,
     secrets_key: Option<String>,
     body_limit: Option<usize>,
+    header_timeout: Option<String>,
+    request_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
     log_format: Option<LogFormat>,
     retry_schedule: Option<String>,
     extra_ca_file: Option<PathBuf>,
@@ -193,6 +221,8 @@ pub struct Settings {
     pub allowed_roles: Vec<String>,
     pub secrets_key: Option<String>,
     pub body_limit: usize,
+    /// Client connections: header, request and idle deadlines, and their cap.
+    pub connections: ConnectionLimits,
     pub log_format: LogFormat,
     pub retry_schedule: Vec<Duration>,
     pub extra_ca_file: Option<PathBuf>,
@@ -247,6 +277,28 @@ impl Settings {
         }
         let statement_timeout =
             duration(args.statement_timeout, file.statement_timeout, "30s", "statement_timeout")?;
+        let connections = ConnectionLimits {
+            header_timeout: duration(
+                args.header_timeout,
+                file.header_timeout,
+                DEFAULT_HEADER_TIMEOUT,
+                "header_timeout",
+            )?,
+            request_timeout: duration(
+                args.request_timeout,
+                file.request_timeout,
+                DEFAULT_REQUEST_TIMEOUT,
+                "request_timeout",
+            )?,
+            idle_timeout: duration(
+                args.idle_timeout,
+                file.idle_timeout,
+                DEFAULT_IDLE_TIMEOUT,
+                "idle_timeout",
+            )?,
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        };
+        validate_connections(&connections)?;
         let delivery_concurrency = args.delivery_concurrency.or(file.delivery_concurrency).unwrap_or(128);
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
@@ -267,6 +319,7 @@ impl Settings {
             allowed_roles,
             secrets_key: args.secrets_key.or(file.secrets_key),
             body_limit,
+            connections,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             retry_schedule,
             extra_ca_file: args.extra_ca_file.or(file.extra_ca_file),
@@ -283,6 +336,23 @@ impl Settings {
     pub fn for_data_dir(data_dir: &Path) -> anyhow::Result<Self> {
         Self::load(SettingsArgs { data_dir: Some(data_dir.to_owned()), ..Default::default() })
     }
+}
+
+/// A zero deadline would close every connection at once, and no deadline is not on offer.
+fn validate_connections(limits: &ConnectionLimits) -> anyhow::Result<()> {
+    for (name, value) in [
+        ("header_timeout", limits.header_timeout),
+        ("request_timeout", limits.request_timeout),
+        ("idle_timeout", limits.idle_timeout),
+    ] {
+        if value.is_zero() {
+            bail!("{name} must be more than zero");
+        }
+    }
+    if limits.max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    Ok(())
 }
 
 /// `5m,30m,60m` → the delays before each retry.

@@ -76,6 +76,11 @@ impl IntoResponse for Internal {
     }
 }
 
+/// A request that did not finish within the request timeout (a body that never came, say).
+pub fn request_timeout() -> Response {
+    generic(StatusCode::REQUEST_TIMEOUT, "Request Timeout", Some("Request Timeout"))
+}
+
 pub fn internal_error() -> Response {
     generic(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", None)
 }
