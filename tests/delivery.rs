@@ -355,6 +355,29 @@ async fn publishing_the_same_id_twice_delivers_once() {
     assert_eq!(event_id(&got[0]), "evt-idem-1");
     assert_eq!(got[0].body_json()["data"], json!({"facilityId": "NUR-1"}), "the first payload");
     assert_signed_by(&got[0], "idem-secret");
+
+    // Ids are unique per publisher: another publisher's "evt-idem-1" is an event of its own,
+    // neither refused as a repeat nor able to pre-empt the first publisher's id.
+    let other_publisher = server.client_with_token(&server.token_with_scopes(
+        "another-publisher",
+        "event-source",
+        &[webhooks_e2e::PUBLISH_SCOPE],
+    ));
+    let theirs = publish(
+        &other_publisher,
+        Type::FacilityCreationRejected,
+        "user-a",
+        json!({"facilityName": "Elsewhere"}),
+        Some("evt-idem-1"),
+    )
+    .await;
+    assert_eq!(
+        (theirs.id.as_str(), theirs.deliveries, theirs.event_type),
+        ("evt-idem-1", 1, Type::FacilityCreationRejected)
+    );
+    let arrived = receiver.wait_for(2, WAIT).await;
+    assert_eq!(arrived[1].body_json()["data"], json!({"facilityName": "Elsewhere"}));
+    assert_eq!(event_id(&arrived[1]), "evt-idem-1");
 }
 
 /// What [`publishing_the_same_id_twice_delivers_once`] leaves out: the id's *type* changes.

@@ -125,7 +125,7 @@ impl Api for WebhooksApi {
 
     async fn publish_event(
         &self,
-        _principal: Principal,
+        principal: Principal,
         body: types::PublishEventRequest,
     ) -> Result<responses::PublishEvent, Internal> {
         let errors = data_errors(body.event_type, &body.data);
@@ -137,6 +137,7 @@ impl Api for WebhooksApi {
         let published = self
             .store
             .publish(NewEvent {
+                publisher: principal.client_id,
                 id: body.id.map(String::from),
                 event_type: body.event_type.to_string(),
                 user_id: String::from(body.user_id),

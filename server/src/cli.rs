@@ -57,7 +57,13 @@ async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
     }
     let store = open_store(&settings).await?;
     let published = store
-        .publish(NewEvent { id: args.id, event_type: event_type.to_string(), user_id: args.user, data })
+        .publish(NewEvent {
+            publisher: args.publisher,
+            id: args.id,
+            event_type: event_type.to_string(),
+            user_id: args.user,
+            data,
+        })
         .await?;
     store.close().await;
     println!(

@@ -60,9 +60,12 @@ pub struct PublishArgs {
     /// The payload, a JSON object.
     #[arg(long)]
     pub data: String,
-    /// Idempotency key.
+    /// Idempotency key, unique per publisher.
     #[arg(long)]
     pub id: Option<String>,
+    /// The publisher the event is recorded for (publishers over HTTP are their token's client).
+    #[arg(long, default_value = "webhooks-server-cli")]
+    pub publisher: String,
 }
 
 #[derive(Debug, Args)]

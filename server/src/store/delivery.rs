@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub struct NewEvent {
+    /// Who publishes it (the publishing token's client): ids are unique per publisher.
+    pub publisher: String,
+    /// The publisher's idempotency key; `None`: a fresh one.
     pub id: Option<String>,
     pub event_type: String,
     pub user_id: String,
@@ -144,7 +147,7 @@ where
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     let mut sql = sqlx::QueryBuilder::new(
-        "SELECT d.id, d.webhook_id, d.event_id, e.event_type, e.body, d.url, d.status, d.created_at
+        "SELECT d.id, d.webhook_id, e.public_id AS event_id, e.event_type, e.body, d.url, d.status, d.created_at
            FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
     );
     sql.push_bind(q.client_id.clone()).push(" AND d.user_id = ").push_bind(q.user_id.clone());
@@ -216,7 +219,8 @@ where
     Ok(())
 }
 
-/// A claimed delivery from a row with `id, event_id, attempts, fallback_url, body` and the
+/// A claimed delivery from a row with `id, event_id` (the event's public id), `attempts,
+/// fallback_url, body` and the
 /// webhook's `webhook, url, secrets` (NULL when the webhook was deleted since).
 pub(super) fn claimed_delivery<'r, R>(
     row: &'r R,

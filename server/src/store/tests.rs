@@ -121,6 +121,7 @@ both_backends!(
     unknown_and_odd_ids_are_not_found,
     secrets_are_sealed_in_the_database,
     fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempotent,
+    event_ids_are_unique_per_publisher,
     concurrent_publications_of_one_id_fan_out_once,
     claims_exclude_each_other_until_the_lease_expires,
     concurrent_claims_from_two_stores_never_take_one_delivery_twice,
@@ -146,7 +147,13 @@ async fn webhook(store: &Store, client: &str, user: &str, events: &[&str]) -> St
 fn event(id: Option<&str>, event_type: &str, user: &str) -> NewEvent {
     let mut data = serde_json::Map::new();
     data.insert("facilityId".into(), "NUR-1".into());
-    NewEvent { id: id.map(str::to_owned), event_type: event_type.into(), user_id: user.into(), data }
+    NewEvent {
+        publisher: "publisher-1".into(),
+        id: id.map(str::to_owned),
+        event_type: event_type.into(),
+        user_id: user.into(),
+        data,
+    }
 }
 
 fn outcome(d: &ClaimedDelivery, success: bool, retry_at_ms: Option<i64>) -> AttemptOutcome {
@@ -353,6 +360,37 @@ async fn fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempote
     );
 }
 
+async fn event_ids_are_unique_per_publisher(h: &Harness) {
+    let store = &h.store;
+    webhook(store, "c1", "u1", &["all"]).await;
+    let first = store.publish(event(Some("e-1"), "facility.creation.accepted", "u1")).await.unwrap();
+    // Another publisher's same id is another event: it neither collides nor is pre-empted.
+    let theirs = NewEvent {
+        publisher: "publisher-2".into(),
+        ..event(Some("e-1"), "facility.creation.rejected", "u1")
+    };
+    let second = store.publish(theirs).await.unwrap();
+    assert_eq!((first.duplicate, second.duplicate), (false, false));
+    assert_eq!((second.id.as_str(), second.event_type.as_str()), ("e-1", "facility.creation.rejected"));
+    // Each publisher's repeat is still idempotent.
+    let again = NewEvent {
+        publisher: "publisher-2".into(),
+        ..event(Some("e-1"), "facility.creation.accepted", "u1")
+    };
+    let again = store.publish(again).await.unwrap();
+    assert_eq!((again.duplicate, again.event_type.as_str()), (true, "facility.creation.rejected"));
+    assert!(store.publish(event(Some("e-1"), "facility.creation.accepted", "u1")).await.unwrap().duplicate);
+
+    let claimed = store.claim_due(100, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 2, "one delivery per publisher's event");
+    assert!(claimed.iter().all(|d| d.event_id == "e-1"), "receivers see the id as published");
+    let mut bodies: Vec<_> = claimed.iter().map(|d| String::from_utf8_lossy(&d.body).into_owned()).collect();
+    bodies.sort();
+    assert!(
+        bodies[0].contains("facility.creation.accepted") && bodies[1].contains("facility.creation.rejected")
+    );
+}
+
 async fn concurrent_publications_of_one_id_fan_out_once(h: &Harness) {
     for i in 0..3 {
         webhook(&h.store, &format!("c{i}"), "u1", &["all"]).await;
@@ -554,7 +592,8 @@ async fn purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_on
     store.exec(&format!("UPDATE events SET created_at = created_at - {fifteen_days_ms}")).await;
 
     assert_eq!(store.purge(now_ms() - 14 * 24 * 3600 * 1000).await.unwrap(), 1);
-    assert_eq!(store.strings("SELECT event_id FROM deliveries").await, ["pending"]);
+    let public_ids = "SELECT e.public_id FROM deliveries d JOIN events e ON e.id = d.event_id";
+    assert_eq!(store.strings(public_ids).await, ["pending"]);
     assert_eq!(store.count("SELECT COUNT(*) FROM events").await, 1);
     assert_eq!(store.count("SELECT COUNT(*) FROM attempts").await, 0);
 }

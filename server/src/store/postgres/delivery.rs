@@ -1,7 +1,8 @@
 //! Events, deliveries and attempts on PostgreSQL, shared by every replica.
 //!
-//! - Publication: the event insert is `ON CONFLICT (id) DO NOTHING` in the statement that also
-//!   inserts the deliveries. A concurrent publication of the same id (another replica)
+//! - Publication: the event insert is `ON CONFLICT (publisher, public_id) DO NOTHING` in the
+//!   statement that also inserts the deliveries. A concurrent publication of the same id by the
+//!   same publisher (through another replica)
 //!   waits on the unique index until the first commits, inserts nothing, and reports the stored
 //!   event: one fan-out per id, whatever the number of replicas.
 //! - Claims: one statement locks due, unleased rows with `FOR UPDATE SKIP LOCKED` (workers never
@@ -21,14 +22,16 @@ impl PgStore {
     /// Records the event and one delivery per matching webhook in one statement (atomic on its
     /// own, and one round trip instead of four: BEGIN, two inserts, COMMIT).
     pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
-        let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let key = uuid::Uuid::new_v4().to_string();
+        let id = event.id.unwrap_or_else(|| key.clone());
         let body = event_body(&event.event_type, &event.data);
         let now = now_ms();
         // The deliveries select from `inserted`: a duplicate id inserts no event, so no deliveries.
         let row = sqlx::query(
             "WITH inserted AS (
-                 INSERT INTO events (id, event_type, user_id, body, created_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (id) DO NOTHING
+                 INSERT INTO events (id, publisher, public_id, event_type, user_id, body, created_at)
+                 VALUES ($7, $8, $1, $2, $3, $4, $5)
+                 ON CONFLICT (publisher, public_id) DO NOTHING
                  RETURNING id),
              scheduled AS (
                  INSERT INTO deliveries (id, event_id, webhook_id, client_id, user_id, url, status, next_attempt_at, created_at)
@@ -45,6 +48,8 @@ impl PgStore {
         .bind(body)
         .bind(now)
         .bind(format!("%\"{}\"%", event.event_type))
+        .bind(&key)
+        .bind(&event.publisher)
         .fetch_one(self.pool())
         .await?;
         if row.try_get::<i64, _>("inserted")? == 1 {
@@ -59,8 +64,9 @@ impl PgStore {
         // this (read committed) sees its event and deliveries.
         let row = sqlx::query(
             "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
-               FROM events e WHERE e.id = $1",
+               FROM events e WHERE e.publisher = $1 AND e.public_id = $2",
         )
+        .bind(&event.publisher)
         .bind(&id)
         .fetch_one(self.pool())
         .await?;
@@ -86,7 +92,7 @@ impl PgStore {
                                 LIMIT $4
                                   FOR UPDATE SKIP LOCKED)
              RETURNING seq, id, event_id, webhook_id, attempts, url, next_attempt_at)
-             SELECT c.id, c.event_id, c.attempts, c.url AS fallback_url, e.body, w.id AS webhook, w.url, w.secrets
+             SELECT c.id, e.public_id AS event_id, c.attempts, c.url AS fallback_url, e.body, w.id AS webhook, w.url, w.secrets
                FROM claimed c
                JOIN events e ON e.id = c.event_id
                LEFT JOIN webhooks w ON w.id = c.webhook_id

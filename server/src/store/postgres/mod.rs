@@ -8,7 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::Connection;
 use sqlx::Postgres;
 
 use super::{
@@ -36,9 +37,8 @@ impl PgStore {
     /// Connects to `url` (creating the database if it does not exist yet) and migrates it.
     /// Replicas starting together are fine: sqlx serializes migrations with an advisory lock.
     pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
-        let connect = PgConnectOptions::from_str(url)?
-            .application_name("webhooks-server")
-            .options([("statement_timeout", options.statement_timeout.as_millis())]);
+        let base = PgConnectOptions::from_str(url)?.application_name("webhooks-server");
+        let connect = base.clone().options([("statement_timeout", options.statement_timeout.as_millis())]);
         let pool_options = || {
             PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
@@ -56,7 +56,11 @@ impl PgStore {
             }
             other => other?,
         };
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        // Not under the statement timeout: a migration may rewrite a large table, and a replica
+        // waiting for another's migration waits on sqlx's advisory lock in one statement.
+        let mut migrating = PgConnection::connect_with(&base).await?;
+        sqlx::migrate!("./migrations/postgres").run(&mut migrating).await?;
+        let _ = migrating.close().await;
         Ok(Self { pool, secrets })
     }
 

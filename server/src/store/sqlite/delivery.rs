@@ -13,9 +13,12 @@ impl SqliteStore {
     /// Records the event and one delivery per matching webhook (one statement, see below), then
     /// reads back what the event fanned out to.
     pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
-        let id = event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let key = uuid::Uuid::new_v4().to_string();
+        let id = event.id.unwrap_or_else(|| key.clone());
         let body = event_body(&event.event_type, &event.data);
-        let (event_id, user_id, event_type) = (id.clone(), event.user_id, event.event_type);
+        let (public_id, user_id, event_type) = (id.clone(), event.user_id, event.event_type);
+        let publisher = event.publisher;
+        let reread_publisher = publisher.clone();
         // One statement on the writer: the `events_fan_out` trigger (migration 0003) inserts the
         // deliveries in the same statement, so the event never exists without them.
         let inserted = self
@@ -23,10 +26,13 @@ impl SqliteStore {
             .write_statement(move |conn| {
                 Box::pin(async move {
                     Ok(sqlx::query(
-                        "INSERT INTO events (id, event_type, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
-                         ON CONFLICT (id) DO NOTHING",
+                        "INSERT INTO events (id, publisher, public_id, event_type, user_id, body, created_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?)
+                         ON CONFLICT (publisher, public_id) DO NOTHING",
                     )
-                    .bind(&event_id)
+                    .bind(&key)
+                    .bind(&publisher)
+                    .bind(&public_id)
                     .bind(&event_type)
                     .bind(&user_id)
                     .bind(body)
@@ -41,8 +47,9 @@ impl SqliteStore {
         // repeated id, which may have been published with another one).
         let row = sqlx::query(
             "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
-               FROM events e WHERE e.id = ?",
+               FROM events e WHERE e.publisher = ? AND e.public_id = ?",
         )
+        .bind(&reread_publisher)
         .bind(&id)
         .fetch_one(self.pool())
         .await?;
@@ -85,7 +92,7 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
-            "SELECT d.id, d.event_id, d.attempts, d.url AS fallback_url, e.body, w.id AS webhook, w.url, w.secrets
+            "SELECT d.id, e.public_id AS event_id, d.attempts, d.url AS fallback_url, e.body, w.id AS webhook, w.url, w.secrets
                FROM deliveries d
                JOIN events e ON e.id = d.event_id
                LEFT JOIN webhooks w ON w.id = d.webhook_id
