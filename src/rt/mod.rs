@@ -4,6 +4,8 @@
 pub mod body;
 mod is_url;
 pub mod params;
+#[cfg(test)]
+mod properties;
 pub mod query;
 pub mod rules;
 
