@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use webhooks::rt::Rejection;
 
 use crate::config::Settings;
-use crate::keys;
+use crate::keys::{self, KeyLen, MIN_HS256_SECRET};
 
 const HS256_KEY_FILE: &str = "jwt-hs256.key";
 
@@ -87,8 +87,15 @@ impl Authenticator {
         };
         // With a JWKS and no explicit secret, only the provider's tokens are accepted.
         let secret = match (&settings.jwt_secret, jwks.is_empty()) {
-            (Some(secret), _) => Some(secret.as_bytes().to_vec()),
-            (None, true) => Some(keys::load_or_create(&settings.data_dir, HS256_KEY_FILE, 32)?),
+            (Some(secret), _) => {
+                keys::check_hs256_secret(secret)?;
+                Some(secret.as_bytes().to_vec())
+            }
+            (None, true) => Some(keys::load_or_create(
+                &settings.data_dir,
+                HS256_KEY_FILE,
+                KeyLen::AtLeast(MIN_HS256_SECRET),
+            )?),
             (None, false) => None,
         };
         Ok(Self {
@@ -377,5 +384,34 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
             .mint("c", "u", "FACILITY_USER", &["events:publish".into()], Duration::from_secs(60))
             .unwrap();
         assert!(auth.authorize(&headers(&format!("Bearer {publisher}")), &["events:publish"]).is_ok());
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_data_dir(dir.path()).unwrap();
+        for weak in ["", "secret", &"x".repeat(MIN_HS256_SECRET - 1)] {
+            settings.jwt_secret = Some(weak.to_owned());
+            let err =
+                Authenticator::from_settings(&settings).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("openssl rand -base64 32"), "{weak:?}: {err}");
+        }
+        // A JWKS does not make an empty secret harmless: it would still verify HS256 tokens.
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, ES256_JWKS).unwrap();
+        settings.jwks_file = Some(jwks);
+        settings.jwt_secret = Some(String::new());
+        assert!(Authenticator::from_settings(&settings).is_err());
+        settings.jwt_secret = Some("x".repeat(MIN_HS256_SECRET));
+        assert!(Authenticator::from_settings(&settings).is_ok());
+        assert!(!dir.path().join(HS256_KEY_FILE).exists(), "a configured secret generates no key file");
+    }
+
+    #[test]
+    fn an_empty_key_file_is_an_error_not_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(HS256_KEY_FILE), "").unwrap();
+        let err = Authenticator::from_settings(&Settings::for_data_dir(dir.path()).unwrap()).err().unwrap();
+        assert!(format!("{err:#}").contains(HS256_KEY_FILE), "{err:#}");
     }
 }

@@ -93,7 +93,7 @@ pub struct SettingsArgs {
     /// PostgreSQL `statement_timeout` of every connection; 0 for none [default: 30s].
     #[arg(long, env = "WEBHOOKS_STATEMENT_TIMEOUT", global = true)]
     pub statement_timeout: Option<humantime::Duration>,
-    /// HS256 signing secret for tokens [default: generated into the data directory].
+    /// HS256 signing secret for tokens, at least 32 bytes [default: generated into the data directory].
     #[arg(long, env = "WEBHOOKS_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// JWKS file with RS256/ES256 public keys of an OpenID Connect provider.
@@ -251,6 +251,14 @@ impl Settings {
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
         }
+        let jwt_secret = args.jwt_secret.or(file.jwt_secret);
+        if let Some(secret) = &jwt_secret {
+            crate::keys::check_hs256_secret(secret)?;
+        }
+        let secrets_key = args.secrets_key.or(file.secrets_key);
+        if let Some(key) = &secrets_key {
+            crate::crypto::decode_key(key)?;
+        }
         Ok(Self {
             bind: match args.bind.or(file.bind) {
                 Some(bind) => bind,
@@ -260,12 +268,12 @@ impl Settings {
             database_url,
             database_max_connections,
             statement_timeout,
-            jwt_secret: args.jwt_secret.or(file.jwt_secret),
+            jwt_secret,
             jwks_file: args.jwks_file.or(file.jwks_file),
             jwt_issuer: args.jwt_issuer.or(file.jwt_issuer),
             jwt_audience: args.jwt_audience.or(file.jwt_audience),
             allowed_roles,
-            secrets_key: args.secrets_key.or(file.secrets_key),
+            secrets_key,
             body_limit,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             retry_schedule,
@@ -345,5 +353,35 @@ mod tests {
         std::fs::write(&file, "bnid = \"127.0.0.1:9000\"\n").unwrap();
         let err = Settings::load(SettingsArgs { config: Some(file), ..Default::default() }).unwrap_err();
         assert!(format!("{err:#}").contains("bnid"), "{err:#}");
+    }
+
+    #[test]
+    fn weak_keys_are_start_up_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |toml: &str, args: SettingsArgs| {
+            let file = dir.path().join("webhooks.toml");
+            std::fs::write(&file, toml).unwrap();
+            Settings::load(SettingsArgs { config: Some(file), data_dir: Some(dir.path().into()), ..args })
+                .err()
+                .map(|e| format!("{e:#}"))
+        };
+        let flag = |secret: &str| SettingsArgs { jwt_secret: Some(secret.into()), ..Default::default() };
+        for (toml, args, expected) in [
+            ("jwt_secret = \"\"\n", SettingsArgs::default(), "jwt_secret"),
+            ("jwt_secret = \"short\"\n", SettingsArgs::default(), "jwt_secret"),
+            ("", flag(""), "jwt_secret"),
+            ("", flag(&"x".repeat(31)), "jwt_secret"),
+            ("secrets_key = \"\"\n", SettingsArgs::default(), "secrets_key"),
+            ("secrets_key = \"c2hvcnQ=\"\n", SettingsArgs::default(), "secrets_key"),
+        ] {
+            let err = load(toml, args).unwrap_or_else(|| panic!("{toml:?} was accepted"));
+            assert!(err.contains(expected), "{toml:?}: {err}");
+            if expected.ends_with("secret") || expected.ends_with("key") {
+                assert!(err.contains("openssl rand -base64 32"), "{err}");
+            }
+        }
+        let good =
+            format!("jwt_secret = \"{}\"\nsecrets_key = \"{}\"\n", "x".repeat(32), "A".repeat(43) + "=");
+        assert_eq!(load(&good, SettingsArgs::default()), None);
     }
 }
