@@ -99,10 +99,10 @@ pub struct SettingsArgs {
     /// JWKS file with RS256/ES256 public keys of an OpenID Connect provider.
     #[arg(long, env = "WEBHOOKS_JWKS_FILE", global = true)]
     pub jwks_file: Option<PathBuf>,
-    /// Required `iss` claim.
+    /// Required `iss` claim (tokens without it are refused).
     #[arg(long, env = "WEBHOOKS_JWT_ISSUER", global = true)]
     pub jwt_issuer: Option<String>,
-    /// Required `aud` claim.
+    /// Required `aud` claim (a string or an array holding it; tokens without it are refused).
     #[arg(long, env = "WEBHOOKS_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
     /// Roles allowed to use the API, comma separated [default: FACILITY_USER].
@@ -259,6 +259,8 @@ impl Settings {
         if let Some(key) = &secrets_key {
             crate::crypto::decode_key(key)?;
         }
+        let jwt_issuer = non_empty(args.jwt_issuer.or(file.jwt_issuer), "jwt_issuer")?;
+        let jwt_audience = non_empty(args.jwt_audience.or(file.jwt_audience), "jwt_audience")?;
         Ok(Self {
             bind: match args.bind.or(file.bind) {
                 Some(bind) => bind,
@@ -270,8 +272,8 @@ impl Settings {
             statement_timeout,
             jwt_secret,
             jwks_file: args.jwks_file.or(file.jwks_file),
-            jwt_issuer: args.jwt_issuer.or(file.jwt_issuer),
-            jwt_audience: args.jwt_audience.or(file.jwt_audience),
+            jwt_issuer,
+            jwt_audience,
             allowed_roles,
             secrets_key,
             body_limit,
@@ -291,6 +293,15 @@ impl Settings {
     pub fn for_data_dir(data_dir: &Path) -> anyhow::Result<Self> {
         Self::load(SettingsArgs { data_dir: Some(data_dir.to_owned()), ..Default::default() })
     }
+}
+
+/// An issuer or audience that is set must say something: an empty one would require an
+/// empty claim.
+fn non_empty(value: Option<String>, name: &str) -> anyhow::Result<Option<String>> {
+    if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        bail!("{name} is empty; leave it unset to not check it");
+    }
+    Ok(value)
 }
 
 /// `5m,30m,60m` → the delays before each retry.
@@ -356,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn weak_keys_are_start_up_errors() {
+    fn weak_keys_and_empty_claims_settings_are_start_up_errors() {
         let dir = tempfile::tempdir().unwrap();
         let load = |toml: &str, args: SettingsArgs| {
             let file = dir.path().join("webhooks.toml");
@@ -373,6 +384,8 @@ mod tests {
             ("", flag(&"x".repeat(31)), "jwt_secret"),
             ("secrets_key = \"\"\n", SettingsArgs::default(), "secrets_key"),
             ("secrets_key = \"c2hvcnQ=\"\n", SettingsArgs::default(), "secrets_key"),
+            ("jwt_issuer = \"\"\n", SettingsArgs::default(), "jwt_issuer"),
+            ("jwt_audience = \" \"\n", SettingsArgs::default(), "jwt_audience"),
         ] {
             let err = load(toml, args).unwrap_or_else(|| panic!("{toml:?} was accepted"));
             assert!(err.contains(expected), "{toml:?}: {err}");
