@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::OriginalUri;
 use axum::http::HeaderName;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Router, ServiceExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -23,6 +24,7 @@ use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::delivery::{build_client, TargetPolicy, Worker, WorkerSettings};
 use crate::error;
+use crate::routing;
 use crate::store::{Store, StoreOptions};
 
 pub const SPEC_JSON_PATH: &str = "/api-docs/openapi.json";
@@ -47,11 +49,19 @@ pub fn router(api: Arc<WebhooksApi>) -> anyhow::Result<Router> {
         .layer(CatchPanicLayer::custom(|_| error::internal_error()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
+            // The path as sent, before `routing::normalise` spelled it as the contract does.
+            let path = request.extensions().get::<OriginalUri>().map_or(request.uri().path(), |u| u.path());
+            tracing::info_span!("request", method = %request.method(), path, request_id = id)
         }))
         // Outermost: every request gets an id (or keeps the caller's) that logs and the answer carry.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)))
+}
+
+/// The whole application: [`router`] behind the path normaliser, which has to run before
+/// routing (a layer of the router itself runs after it).
+pub fn service(api: Arc<WebhooksApi>) -> anyhow::Result<routing::Normalised<Router>> {
+    Ok(routing::normalised(router(api)?))
 }
 
 async fn spec_yaml() -> Response {
@@ -120,10 +130,10 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = router(self.api.clone())?;
+        let service = service(self.api.clone())?;
         let (stop_worker, worker_stopped) = watch::channel(false);
         let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(worker_stopped)));
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(listener, service.into_make_service()).with_graceful_shutdown(shutdown).await?;
         // Requests are done; let the worker finish (and record) the deliveries in flight.
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {
