@@ -1,5 +1,6 @@
 //! Start-up of the real binary (`webhooks-server-under-test`) as a subprocess: keys generated
-//! by processes racing on a fresh data directory, weak keys refused.
+//! by processes racing on a fresh data directory, weak keys refused, database passwords kept
+//! out of errors.
 
 use std::path::Path;
 use std::time::Duration;
@@ -89,4 +90,29 @@ async fn empty_or_short_keys_stop_the_start_with_advice() {
     let stderr = failing_start(dir, &[], &["token", "--client-id", "c", "--sub", "u"]).await;
     assert!(stderr.contains(&dir.join("jwt-hs256.key").display().to_string()), "{stderr}");
     assert_eq!(std::fs::read_to_string(dir.join("jwt-hs256.key")).unwrap(), "", "left for the operator");
+}
+
+#[tokio::test]
+async fn the_database_password_is_masked_in_start_up_errors() {
+    let data_dir = tempfile::tempdir().unwrap();
+    // An invalid port fails at once (a refused connection waits out the pool's timeout).
+    let url = "postgres://root:hunter2-Secret@127.0.0.1:notaport/webhooks";
+    for args in [
+        vec!["--database-url", url, "--bind", "127.0.0.1:0", "serve"],
+        vec![
+            "--database-url",
+            url,
+            "publish",
+            "--type",
+            "facility.creation.accepted",
+            "--user",
+            "u",
+            "--data",
+            r#"{"facilityId":"F"}"#,
+        ],
+    ] {
+        let stderr = failing_start(data_dir.path(), &[], &args).await;
+        assert!(stderr.contains("postgres://root:***@127.0.0.1:notaport/webhooks"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    }
 }

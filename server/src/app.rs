@@ -24,8 +24,8 @@ use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::delivery::{build_client, TargetPolicy, Worker, WorkerSettings};
 use crate::error;
-use crate::routing;
 use crate::store::{Store, StoreOptions};
+use crate::{redact, routing};
 
 pub const SPEC_JSON_PATH: &str = "/api-docs/openapi.json";
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -109,13 +109,21 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     };
     Store::connect(&settings.database_url, sealer, &options)
         .await
-        .with_context(|| format!("opening the database {}", settings.database_url))
+        .map_err(|e| database_error(&settings.database_url, "opening", e))
+}
+
+/// A failure about the database at `url`, its password masked wherever the message (sqlx's
+/// included) repeats it. The chain is flattened into one message, which is what gets printed.
+fn database_error(url: &str, doing: &str, error: impl Into<anyhow::Error>) -> anyhow::Error {
+    let message = format!("{doing} the database {url}: {:#}", error.into());
+    anyhow::anyhow!(redact::message(&message, url))
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
-        let serve_lock = Store::lock_for_serving(&settings.database_url)?;
+        let serve_lock = Store::lock_for_serving(&settings.database_url)
+            .map_err(|e| database_error(&settings.database_url, "locking", e))?;
         let store = open_store(&settings).await?;
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);
