@@ -1,13 +1,15 @@
 //! Start-up of the real binary (`webhooks-server-under-test`) as a subprocess: keys generated
 //! by processes racing on a fresh data directory, weak keys refused, database passwords kept
-//! out of errors.
+//! out of errors, and the backlog gauge of `/metrics` counted in the background rather than
+//! per scrape (a process of its own: the metrics recorder is process-wide).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::task::JoinSet;
 use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
-use webhooks_e2e::raw_http_client;
+use webhooks_e2e::{raw_http_client, PUBLISH_SCOPE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_webhooks-server-under-test");
 
@@ -115,4 +117,93 @@ async fn the_database_password_is_masked_in_start_up_errors() {
         assert!(stderr.contains("postgres://root:***@127.0.0.1:notaport/webhooks"), "{stderr}");
         assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
     }
+}
+
+/// `webhook_deliveries_due` in a `/metrics` text, if present.
+fn backlog(metrics: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix("webhook_deliveries_due ")?.trim().parse().ok())
+}
+
+/// A server without worker (published deliveries stay due) refreshing its backlog every
+/// `interval`, with one webhook of `user-1` for every event type.
+struct BacklogServer {
+    process: ServerProcess,
+    publisher: String,
+    _data_dir: tempfile::TempDir,
+    _logs: tempfile::TempDir,
+}
+
+impl BacklogServer {
+    async fn start(interval: &str) -> Self {
+        webhooks_e2e::install_crypto_provider();
+        let data_dir = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        let mut command = server_command(BIN, data_dir.path());
+        command.args(["--no-worker", "--backlog-refresh-interval", interval]);
+        let process = ServerProcess::spawn(command, &logs.path().join("server.log")).await;
+        let owner = cli_token(BIN, data_dir.path(), "client-a", "user-1", &[]).await;
+        let publisher = cli_token(BIN, data_dir.path(), "publisher", "source", &[PUBLISH_SCOPE]).await;
+        let created = raw_http_client()
+            .post(format!("{}/api/v2/public/webhooks/user", process.base_url))
+            .bearer_auth(owner)
+            .json(&json!({"url": "https://example.com/hook", "events": ["all"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        Self { process, publisher, _data_dir: data_dir, _logs: logs }
+    }
+
+    async fn publish(&self) {
+        let event = json!({"eventType": "facility.creation.accepted", "userId": "user-1", "data": {"facilityId": "F-1"}});
+        let published = raw_http_client()
+            .post(format!("{}/api/v2/internal/events", self.process.base_url))
+            .bearer_auth(&self.publisher)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(published.status(), 202);
+    }
+
+    async fn backlog(&self) -> Option<f64> {
+        let metrics =
+            raw_http_client().get(format!("{}/metrics", self.process.base_url)).send().await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        backlog(&metrics.text().await.unwrap())
+    }
+
+    /// Scrapes until the gauge reads `expected` (bounded far above the refresh interval).
+    async fn wait_for_backlog(&self, expected: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = self.backlog().await;
+            if seen == Some(expected) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the backlog gauge stayed at {seen:?}, not {expected}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Scrapes only render: with the refresher's next count an hour away, a delivery due since
+/// the last count does not show, however often `/metrics` is scraped.
+#[tokio::test]
+async fn a_scrape_does_not_count_the_backlog() {
+    let server = BacklogServer::start("1h").await;
+    server.wait_for_backlog(0.0).await;
+    server.publish().await;
+    for _ in 0..3 {
+        assert_eq!(server.backlog().await, Some(0.0), "a scrape counted the due deliveries");
+    }
+}
+
+#[tokio::test]
+async fn the_backlog_gauge_follows_the_database_in_the_background() {
+    let server = BacklogServer::start("100ms").await;
+    server.wait_for_backlog(0.0).await;
+    server.publish().await;
+    server.publish().await;
+    server.wait_for_backlog(2.0).await;
 }

@@ -139,14 +139,20 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let service = service(self.api.clone())?;
-        let (stop_worker, worker_stopped) = watch::channel(false);
-        let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(worker_stopped)));
+        let (stop, stopped) = watch::channel(false);
+        let backlog = tokio::spawn(crate::metrics::refresh_backlog(
+            self.api.store.clone(),
+            self.settings.backlog_refresh_interval,
+            stopped.clone(),
+        ));
+        let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(stopped)));
         axum::serve(listener, service.into_make_service()).with_graceful_shutdown(shutdown).await?;
         // Requests are done; let the worker finish (and record) the deliveries in flight.
-        let _ = stop_worker.send(true);
+        let _ = stop.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;
         }
+        let _ = backlog.await;
         self.api.store.close().await;
         Ok(())
     }

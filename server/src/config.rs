@@ -15,6 +15,8 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
 /// The documented retry schedule: after 5, 30 and 60 minutes.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5m,30m,60m";
+/// Counting due deliveries costs a query; a Prometheus scrape is every 15-60 s.
+pub const DEFAULT_BACKLOG_REFRESH_INTERVAL: &str = "15s";
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -141,6 +143,9 @@ pub struct SettingsArgs {
     /// Total time allowed for one delivery attempt [default: 15s].
     #[arg(long, env = "WEBHOOKS_DELIVERY_TIMEOUT", global = true)]
     pub delivery_timeout: Option<humantime::Duration>,
+    /// How often the due-delivery backlog of `/metrics` is counted [default: 15s].
+    #[arg(long, env = "WEBHOOKS_BACKLOG_REFRESH_INTERVAL", global = true)]
+    pub backlog_refresh_interval: Option<humantime::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -176,6 +181,7 @@ struct FileSettings {
     delivery_concurrency: Option<usize>,
     delivery_lease: Option<String>,
     delivery_timeout: Option<String>,
+    backlog_refresh_interval: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -202,6 +208,8 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     pub delivery_lease: Duration,
     pub delivery_timeout: Duration,
+    /// How often the backlog gauge is refreshed (a scrape only renders it).
+    pub backlog_refresh_interval: Duration,
 }
 
 impl Settings {
@@ -251,6 +259,15 @@ impl Settings {
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
         }
+        let backlog_refresh_interval = duration(
+            args.backlog_refresh_interval,
+            file.backlog_refresh_interval,
+            DEFAULT_BACKLOG_REFRESH_INTERVAL,
+            "backlog_refresh_interval",
+        )?;
+        if backlog_refresh_interval.is_zero() {
+            bail!("backlog_refresh_interval must be more than 0");
+        }
         let jwt_secret = args.jwt_secret.or(file.jwt_secret);
         if let Some(secret) = &jwt_secret {
             crate::keys::check_hs256_secret(secret)?;
@@ -286,6 +303,7 @@ impl Settings {
             delivery_concurrency,
             delivery_lease,
             delivery_timeout,
+            backlog_refresh_interval,
         })
     }
 
@@ -353,6 +371,7 @@ mod tests {
         assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
         assert_eq!(defaults.database_max_connections, 16);
         assert_eq!(defaults.statement_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.backlog_refresh_interval, Duration::from_secs(15));
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
     }
@@ -386,6 +405,7 @@ mod tests {
             ("secrets_key = \"c2hvcnQ=\"\n", SettingsArgs::default(), "secrets_key"),
             ("jwt_issuer = \"\"\n", SettingsArgs::default(), "jwt_issuer"),
             ("jwt_audience = \" \"\n", SettingsArgs::default(), "jwt_audience"),
+            ("backlog_refresh_interval = \"0s\"\n", SettingsArgs::default(), "backlog_refresh_interval"),
         ] {
             let err = load(toml, args).unwrap_or_else(|| panic!("{toml:?} was accepted"));
             assert!(err.contains(expected), "{toml:?}: {err}");
