@@ -215,11 +215,8 @@ impl Api for WebhooksApi {
         })
     }
 
+    /// Only renders: the backlog gauge is kept current by [`crate::metrics::refresh_backlog`].
     async fn get_metrics(&self) -> Result<responses::GetMetrics, Internal> {
-        match self.store.due_count().await {
-            Ok(due) => metrics::gauge!(crate::metrics::BACKLOG).set(due as f64),
-            Err(e) => tracing::warn!(error = %e, "could not count due deliveries"),
-        }
         Ok(responses::GetMetrics::Ok(crate::metrics::handle().render()))
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::OriginalUri;
 use axum::http::HeaderName;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,7 @@ use crate::crypto::SecretBox;
 use crate::delivery::{build_client, TargetPolicy, Worker, WorkerSettings};
 use crate::error;
 use crate::store::{Store, StoreOptions};
+use crate::{redact, routing};
 
 pub const SPEC_JSON_PATH: &str = "/api-docs/openapi.json";
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,11 +51,22 @@ pub fn router(api: Arc<WebhooksApi>, request_timeout: Duration) -> anyhow::Resul
         .layer(axum::middleware::from_fn_with_state(request_timeout, crate::serve::request_deadline))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id = id)
+            // The path as sent, before `routing::normalise` spelled it as the contract does.
+            let path = request.extensions().get::<OriginalUri>().map_or(request.uri().path(), |u| u.path());
+            tracing::info_span!("request", method = %request.method(), path, request_id = id)
         }))
         // Outermost: every request gets an id (or keeps the caller's) that logs and the answer carry.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)))
+}
+
+/// The whole application: [`router`] behind the path normaliser, which has to run before
+/// routing (a layer of the router itself runs after it).
+pub fn service(
+    api: Arc<WebhooksApi>,
+    request_timeout: Duration,
+) -> anyhow::Result<routing::Normalised<Router>> {
+    Ok(routing::normalised(router(api, request_timeout)?))
 }
 
 async fn spec_yaml() -> Response {
@@ -101,13 +114,21 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     };
     Store::connect(&settings.database_url, sealer, &options)
         .await
-        .with_context(|| format!("opening the database {}", settings.database_url))
+        .map_err(|e| database_error(&settings.database_url, "opening", e))
+}
+
+/// A failure about the database at `url`, its password masked wherever the message (sqlx's
+/// included) repeats it. The chain is flattened into one message, which is what gets printed.
+fn database_error(url: &str, doing: &str, error: impl Into<anyhow::Error>) -> anyhow::Error {
+    let message = format!("{doing} the database {url}: {:#}", error.into());
+    anyhow::anyhow!(redact::message(&message, url))
 }
 
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
-        let serve_lock = Store::lock_for_serving(&settings.database_url)?;
+        let serve_lock = Store::lock_for_serving(&settings.database_url)
+            .map_err(|e| database_error(&settings.database_url, "locking", e))?;
         let store = open_store(&settings).await?;
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);
@@ -122,15 +143,21 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = router(self.api.clone(), self.settings.connections.request_timeout)?;
-        let (stop_worker, worker_stopped) = watch::channel(false);
-        let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(worker_stopped)));
-        crate::serve::serve(listener, router, self.settings.connections, shutdown).await?;
+        let service = service(self.api.clone(), self.settings.connections.request_timeout)?;
+        let (stop, stopped) = watch::channel(false);
+        let backlog = tokio::spawn(crate::metrics::refresh_backlog(
+            self.api.store.clone(),
+            self.settings.backlog_refresh_interval,
+            stopped.clone(),
+        ));
+        let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(stopped)));
+        crate::serve::serve(listener, service, self.settings.connections, shutdown).await?;
         // Requests are done; let the worker finish (and record) the deliveries in flight.
-        let _ = stop_worker.send(true);
+        let _ = stop.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;
         }
+        let _ = backlog.await;
         self.api.store.close().await;
         Ok(())
     }

@@ -4,6 +4,10 @@
 //! public key from a JWKS file, as an OpenID Connect provider issues them. `azp` (else
 //! `client_id`) is the OAuth client; `sub` the user. Anything wrong with the token is 401;
 //! a valid token whose `role` is not allowed or that lacks a required scope is 403.
+//!
+//! `exp` and `nbf` are checked with a leeway of [`LEEWAY_SECS`]; a configured issuer or
+//! audience must be in the token (`aud` a string or an array of strings); a claim the server
+//! reads that holds U+0000 makes the token invalid (no stored value can contain it).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use webhooks::rt::Rejection;
 
 use crate::config::Settings;
-use crate::keys;
+use crate::keys::{self, KeyLen, MIN_HS256_SECRET};
 
 const HS256_KEY_FILE: &str = "jwt-hs256.key";
 
@@ -41,10 +45,30 @@ pub struct Claims {
     pub scope: String,
     pub iat: u64,
     pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+}
+
+impl Claims {
+    /// Whether a claim the server reads holds U+0000.
+    fn has_nul(&self) -> bool {
+        [Some(&self.sub), self.azp.as_ref(), self.client_id.as_ref(), self.role.as_ref(), Some(&self.scope)]
+            .into_iter()
+            .flatten()
+            .any(|value| value.contains('\0'))
+    }
+}
+
+/// `aud`: one audience or several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 pub struct Authenticator {
@@ -66,14 +90,22 @@ struct Verified {
     user_id: String,
     role: Option<String>,
     scopes: Vec<String>,
+    /// Unix seconds before which the token is refused (its `nbf` minus the leeway).
+    valid_from: u64,
     /// Unix seconds after which the token is refused (its `exp` plus the leeway).
     valid_until: u64,
 }
 
+impl Verified {
+    fn valid_at(&self, now: u64) -> bool {
+        self.valid_from <= now && now <= self.valid_until
+    }
+}
+
 /// Verified tokens kept at most; past it the cache starts over (cheap, and bounded).
 const VERIFIED_CACHE: usize = 10_000;
-/// Clock leeway for `exp`, as in the verification itself.
-const LEEWAY_SECS: u64 = 30;
+/// Clock leeway for `exp` and `nbf`, in the verification and the cache alike.
+pub const LEEWAY_SECS: u64 = 30;
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
@@ -87,8 +119,15 @@ impl Authenticator {
         };
         // With a JWKS and no explicit secret, only the provider's tokens are accepted.
         let secret = match (&settings.jwt_secret, jwks.is_empty()) {
-            (Some(secret), _) => Some(secret.as_bytes().to_vec()),
-            (None, true) => Some(keys::load_or_create(&settings.data_dir, HS256_KEY_FILE, 32)?),
+            (Some(secret), _) => {
+                keys::check_hs256_secret(secret)?;
+                Some(secret.as_bytes().to_vec())
+            }
+            (None, true) => Some(keys::load_or_create(
+                &settings.data_dir,
+                HS256_KEY_FILE,
+                KeyLen::AtLeast(MIN_HS256_SECRET),
+            )?),
             (None, false) => None,
         };
         Ok(Self {
@@ -127,11 +166,14 @@ impl Authenticator {
     /// A token verified before and not expired since.
     fn cached(&self, token: &str) -> Option<Verified> {
         let cache = self.verified.lock().ok()?;
-        cache.get(token).filter(|v| v.valid_until >= now_secs()).cloned()
+        cache.get(token).filter(|v| v.valid_at(now_secs())).cloned()
     }
 
     fn verify_token(&self, token: &str) -> Option<Verified> {
         let claims = self.verify(token)?;
+        if claims.has_nul() {
+            return None;
+        }
         let client_id = claims.azp.or(claims.client_id)?;
         if claims.sub.is_empty() || client_id.is_empty() {
             return None;
@@ -141,6 +183,7 @@ impl Authenticator {
             user_id: claims.sub,
             role: claims.role,
             scopes: claims.scope.split_ascii_whitespace().map(str::to_owned).collect(),
+            valid_from: claims.nbf.unwrap_or_default().saturating_sub(LEEWAY_SECS),
             valid_until: claims.exp.saturating_add(LEEWAY_SECS),
         })
     }
@@ -169,18 +212,32 @@ impl Authenticator {
             }
             _ => return None,
         };
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation(algorithm)).ok().map(|data| data.claims)
+    }
+
+    /// jsonwebtoken compares `iss` and `aud` only when the token has them, unless they are
+    /// required: a configured one is.
+    fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
         match &self.issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
-        jsonwebtoken::decode::<Claims>(token, key, &validation).ok().map(|data| data.claims)
+        validation.set_required_spec_claims(&required);
+        validation
     }
 
     /// Mints an HS256 token this server accepts (the `token` command).
@@ -204,8 +261,9 @@ impl Authenticator {
             scope: scopes.join(" "),
             iat: now,
             exp: now + ttl.as_secs(),
+            nbf: None,
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(Audience::One),
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)?)
     }
@@ -279,6 +337,7 @@ mod tests {
             scope: String::new(),
             iat: exp.saturating_sub(3600),
             exp,
+            nbf: None,
             iss: None,
             aud: None,
         };
@@ -323,6 +382,7 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
             scope: String::new(),
             iat: now_secs(),
             exp: now_secs() + 300,
+            nbf: None,
             iss: Some(iss.into()),
             aud: None,
         };
@@ -377,5 +437,181 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
             .mint("c", "u", "FACILITY_USER", &["events:publish".into()], Duration::from_secs(60))
             .unwrap();
         assert!(auth.authorize(&headers(&format!("Bearer {publisher}")), &["events:publish"]).is_ok());
+    }
+
+    const ISSUER: &str = "https://issuer.example";
+    const AUDIENCE: &str = "webhooks-api";
+
+    /// Claims of a valid token for `c`/`u`; tests change what they are about.
+    fn valid_claims() -> Claims {
+        Claims {
+            sub: "u".into(),
+            azp: Some("c".into()),
+            client_id: None,
+            role: Some("FACILITY_USER".into()),
+            scope: String::new(),
+            iat: now_secs(),
+            exp: now_secs() + 300,
+            nbf: None,
+            iss: None,
+            aud: None,
+        }
+    }
+
+    /// `claims` (any JSON) signed with the authenticator's HS256 key, as an `Authorization` value.
+    fn signed(auth: &Authenticator, claims: &impl Serialize) -> HeaderMap {
+        let (key, _) = auth.hs256.as_ref().unwrap();
+        headers(&format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, key).unwrap()
+        ))
+    }
+
+    fn with_issuer_and_audience(dir: &std::path::Path) -> Authenticator {
+        let mut settings = Settings::for_data_dir(dir).unwrap();
+        settings.jwt_issuer = Some(ISSUER.into());
+        settings.jwt_audience = Some(AUDIENCE.into());
+        Authenticator::from_settings(&settings).unwrap()
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_must_be_in_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = with_issuer_and_audience(dir.path());
+        let claims = |iss: Option<&str>, aud: Option<&str>| Claims {
+            iss: iss.map(Into::into),
+            aud: aud.map(|a| Audience::One(a.into())),
+            ..valid_claims()
+        };
+        assert!(auth.authorize(&signed(&auth, &claims(Some(ISSUER), Some(AUDIENCE))), &[]).is_ok());
+        for (iss, aud) in [
+            (None, Some(AUDIENCE)),
+            (Some(ISSUER), None),
+            (None, None),
+            (Some("https://other.example"), Some(AUDIENCE)),
+            (Some(ISSUER), Some("other-api")),
+        ] {
+            assert_eq!(
+                auth.authorize(&signed(&auth, &claims(iss, aud)), &[]),
+                Err(Rejection::Unauthorized),
+                "iss {iss:?}, aud {aud:?}"
+            );
+        }
+        // Minted tokens carry what the server requires.
+        let minted = auth.mint("c", "u", "FACILITY_USER", &[], Duration::from_secs(60)).unwrap();
+        assert!(auth.authorize(&headers(&format!("Bearer {minted}")), &[]).is_ok());
+
+        // Without configuration, neither is needed nor compared.
+        let open = authenticator(dir.path());
+        assert!(open.authorize(&signed(&open, &claims(None, None)), &[]).is_ok());
+        assert!(open
+            .authorize(&signed(&open, &claims(Some("https://any.example"), Some("any"))), &[])
+            .is_ok());
+    }
+
+    #[test]
+    fn aud_may_be_one_string_or_an_array_of_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = with_issuer_and_audience(dir.path());
+        let claims = |aud: serde_json::Value| {
+            let mut claims =
+                serde_json::to_value(Claims { iss: Some(ISSUER.into()), ..valid_claims() }).unwrap();
+            claims["aud"] = aud;
+            claims
+        };
+        let verdict = |aud: serde_json::Value| auth.authorize(&signed(&auth, &claims(aud)), &[]).map(|_| ());
+        assert_eq!(verdict(serde_json::json!(AUDIENCE)), Ok(()));
+        assert_eq!(verdict(serde_json::json!([AUDIENCE])), Ok(()));
+        assert_eq!(verdict(serde_json::json!(["account", AUDIENCE])), Ok(()));
+        for wrong in
+            [serde_json::json!(["account"]), serde_json::json!([]), serde_json::json!(["account", 7])]
+        {
+            assert_eq!(verdict(wrong.clone()), Err(Rejection::Unauthorized), "{wrong}");
+        }
+        // Without a configured audience, an array is no reason to refuse the token.
+        let open = authenticator(dir.path());
+        assert!(open.authorize(&signed(&open, &claims(serde_json::json!(["a", "b"]))), &[]).is_ok());
+    }
+
+    #[test]
+    fn nbf_is_honoured_with_the_leeway() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path());
+        let at = |nbf: u64| Claims { nbf: Some(nbf), ..valid_claims() };
+        let now = now_secs();
+        assert_eq!(auth.authorize(&signed(&auth, &at(now + 300)), &[]), Err(Rejection::Unauthorized));
+        assert_eq!(
+            auth.authorize(&signed(&auth, &at(now + LEEWAY_SECS + 60)), &[]),
+            Err(Rejection::Unauthorized),
+            "past the leeway"
+        );
+        assert!(auth.authorize(&signed(&auth, &at(now + LEEWAY_SECS / 2)), &[]).is_ok(), "within the leeway");
+        assert!(auth.authorize(&signed(&auth, &at(now - 10)), &[]).is_ok());
+        let mut garbled = serde_json::to_value(valid_claims()).unwrap();
+        garbled["nbf"] = serde_json::json!("yesterday");
+        assert_eq!(auth.authorize(&signed(&auth, &garbled), &[]), Err(Rejection::Unauthorized));
+    }
+
+    #[test]
+    fn the_cache_does_not_accept_a_token_before_its_nbf() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path());
+        let nbf = now_secs() + LEEWAY_SECS / 2;
+        let headers = signed(&auth, &Claims { nbf: Some(nbf), ..valid_claims() });
+        assert!(auth.authorize(&headers, &[]).is_ok());
+        let token = bearer(&headers).unwrap().to_owned();
+        assert_eq!(auth.verified.lock().unwrap()[&token].valid_from, nbf - LEEWAY_SECS);
+        // As if the clock were set back: the entry is not yet valid, so it is not used.
+        auth.verified.lock().unwrap().get_mut(&token).unwrap().valid_from = now_secs() + 60;
+        assert!(auth.cached(&token).is_none(), "a cache entry before its nbf is not used");
+    }
+
+    #[test]
+    fn a_nul_in_a_claim_the_server_reads_is_401() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path());
+        let publisher = Claims { scope: "events:publish".into(), ..valid_claims() };
+        assert!(auth.authorize(&signed(&auth, &publisher), &["events:publish"]).is_ok());
+        let cases = [
+            ("sub", Claims { sub: "u\0".into(), ..valid_claims() }),
+            ("sub", Claims { sub: "\0".into(), ..valid_claims() }),
+            ("azp", Claims { azp: Some("c\0x".into()), ..valid_claims() }),
+            ("client_id", Claims { azp: None, client_id: Some("\0c".into()), ..valid_claims() }),
+            ("unused client_id", Claims { client_id: Some("c\0".into()), ..valid_claims() }),
+            ("role", Claims { role: Some("FACILITY_USER\0".into()), ..valid_claims() }),
+            ("scope", Claims { scope: "events:publish \0".into(), ..valid_claims() }),
+        ];
+        for (claim, claims) in cases {
+            assert_eq!(auth.authorize(&signed(&auth, &claims), &[]), Err(Rejection::Unauthorized), "{claim}");
+        }
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_data_dir(dir.path()).unwrap();
+        for weak in ["", "secret", &"x".repeat(MIN_HS256_SECRET - 1)] {
+            settings.jwt_secret = Some(weak.to_owned());
+            let err =
+                Authenticator::from_settings(&settings).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("openssl rand -base64 32"), "{weak:?}: {err}");
+        }
+        // A JWKS does not make an empty secret harmless: it would still verify HS256 tokens.
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, ES256_JWKS).unwrap();
+        settings.jwks_file = Some(jwks);
+        settings.jwt_secret = Some(String::new());
+        assert!(Authenticator::from_settings(&settings).is_err());
+        settings.jwt_secret = Some("x".repeat(MIN_HS256_SECRET));
+        assert!(Authenticator::from_settings(&settings).is_ok());
+        assert!(!dir.path().join(HS256_KEY_FILE).exists(), "a configured secret generates no key file");
+    }
+
+    #[test]
+    fn an_empty_key_file_is_an_error_not_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(HS256_KEY_FILE), "").unwrap();
+        let err = Authenticator::from_settings(&Settings::for_data_dir(dir.path()).unwrap()).err().unwrap();
+        assert!(format!("{err:#}").contains(HS256_KEY_FILE), "{err:#}");
     }
 }

@@ -27,6 +27,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "75s";
 /// Open connections at once; far below the usual file-descriptor limits.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Counting due deliveries costs a query; a Prometheus scrape is every 15-60 s.
+pub const DEFAULT_BACKLOG_REFRESH_INTERVAL: &str = "15s";
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -108,16 +110,16 @@ pub struct SettingsArgs {
     /// PostgreSQL `statement_timeout` of every connection; 0 for none [default: 30s].
     #[arg(long, env = "WEBHOOKS_STATEMENT_TIMEOUT", global = true)]
     pub statement_timeout: Option<humantime::Duration>,
-    /// HS256 signing secret for tokens [default: generated into the data directory].
+    /// HS256 signing secret for tokens, at least 32 bytes [default: generated into the data directory].
     #[arg(long, env = "WEBHOOKS_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// JWKS file with RS256/ES256 public keys of an OpenID Connect provider.
     #[arg(long, env = "WEBHOOKS_JWKS_FILE", global = true)]
     pub jwks_file: Option<PathBuf>,
-    /// Required `iss` claim.
+    /// Required `iss` claim (tokens without it are refused).
     #[arg(long, env = "WEBHOOKS_JWT_ISSUER", global = true)]
     pub jwt_issuer: Option<String>,
-    /// Required `aud` claim.
+    /// Required `aud` claim (a string or an array holding it; tokens without it are refused).
     #[arg(long, env = "WEBHOOKS_JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
     /// Roles allowed to use the API, comma separated [default: FACILITY_USER].
@@ -168,6 +170,9 @@ pub struct SettingsArgs {
     /// Total time allowed for one delivery attempt [default: 15s].
     #[arg(long, env = "WEBHOOKS_DELIVERY_TIMEOUT", global = true)]
     pub delivery_timeout: Option<humantime::Duration>,
+    /// How often the due-delivery backlog of `/metrics` is counted [default: 15s].
+    #[arg(long, env = "WEBHOOKS_BACKLOG_REFRESH_INTERVAL", global = true)]
+    pub backlog_refresh_interval: Option<humantime::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -207,6 +212,7 @@ struct FileSettings {
     delivery_concurrency: Option<usize>,
     delivery_lease: Option<String>,
     delivery_timeout: Option<String>,
+    backlog_refresh_interval: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -235,6 +241,8 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     pub delivery_lease: Duration,
     pub delivery_timeout: Duration,
+    /// How often the backlog gauge is refreshed (a scrape only renders it).
+    pub backlog_refresh_interval: Duration,
 }
 
 impl Settings {
@@ -306,6 +314,25 @@ impl Settings {
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
         }
+        let backlog_refresh_interval = duration(
+            args.backlog_refresh_interval,
+            file.backlog_refresh_interval,
+            DEFAULT_BACKLOG_REFRESH_INTERVAL,
+            "backlog_refresh_interval",
+        )?;
+        if backlog_refresh_interval.is_zero() {
+            bail!("backlog_refresh_interval must be more than 0");
+        }
+        let jwt_secret = args.jwt_secret.or(file.jwt_secret);
+        if let Some(secret) = &jwt_secret {
+            crate::keys::check_hs256_secret(secret)?;
+        }
+        let secrets_key = args.secrets_key.or(file.secrets_key);
+        if let Some(key) = &secrets_key {
+            crate::crypto::decode_key(key)?;
+        }
+        let jwt_issuer = non_empty(args.jwt_issuer.or(file.jwt_issuer), "jwt_issuer")?;
+        let jwt_audience = non_empty(args.jwt_audience.or(file.jwt_audience), "jwt_audience")?;
         Ok(Self {
             bind: match args.bind.or(file.bind) {
                 Some(bind) => bind,
@@ -315,12 +342,12 @@ impl Settings {
             database_url,
             database_max_connections,
             statement_timeout,
-            jwt_secret: args.jwt_secret.or(file.jwt_secret),
+            jwt_secret,
             jwks_file: args.jwks_file.or(file.jwks_file),
-            jwt_issuer: args.jwt_issuer.or(file.jwt_issuer),
-            jwt_audience: args.jwt_audience.or(file.jwt_audience),
+            jwt_issuer,
+            jwt_audience,
             allowed_roles,
-            secrets_key: args.secrets_key.or(file.secrets_key),
+            secrets_key,
             body_limit,
             connections,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
@@ -332,6 +359,7 @@ impl Settings {
             delivery_concurrency,
             delivery_lease,
             delivery_timeout,
+            backlog_refresh_interval,
         })
     }
 
@@ -356,6 +384,15 @@ fn validate_connections(limits: &ConnectionLimits) -> anyhow::Result<()> {
         bail!("max_connections must be at least 1");
     }
     Ok(())
+}
+
+/// An issuer or audience that is set must say something: an empty one would require an
+/// empty claim.
+fn non_empty(value: Option<String>, name: &str) -> anyhow::Result<Option<String>> {
+    if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        bail!("{name} is empty; leave it unset to not check it");
+    }
+    Ok(value)
 }
 
 /// `5m,30m,60m` → the delays before each retry.
@@ -407,6 +444,7 @@ mod tests {
         assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
         assert_eq!(defaults.database_max_connections, 16);
         assert_eq!(defaults.statement_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.backlog_refresh_interval, Duration::from_secs(15));
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
     }
@@ -418,5 +456,38 @@ mod tests {
         std::fs::write(&file, "bnid = \"127.0.0.1:9000\"\n").unwrap();
         let err = Settings::load(SettingsArgs { config: Some(file), ..Default::default() }).unwrap_err();
         assert!(format!("{err:#}").contains("bnid"), "{err:#}");
+    }
+
+    #[test]
+    fn weak_keys_and_empty_claims_settings_are_start_up_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |toml: &str, args: SettingsArgs| {
+            let file = dir.path().join("webhooks.toml");
+            std::fs::write(&file, toml).unwrap();
+            Settings::load(SettingsArgs { config: Some(file), data_dir: Some(dir.path().into()), ..args })
+                .err()
+                .map(|e| format!("{e:#}"))
+        };
+        let flag = |secret: &str| SettingsArgs { jwt_secret: Some(secret.into()), ..Default::default() };
+        for (toml, args, expected) in [
+            ("jwt_secret = \"\"\n", SettingsArgs::default(), "jwt_secret"),
+            ("jwt_secret = \"short\"\n", SettingsArgs::default(), "jwt_secret"),
+            ("", flag(""), "jwt_secret"),
+            ("", flag(&"x".repeat(31)), "jwt_secret"),
+            ("secrets_key = \"\"\n", SettingsArgs::default(), "secrets_key"),
+            ("secrets_key = \"c2hvcnQ=\"\n", SettingsArgs::default(), "secrets_key"),
+            ("jwt_issuer = \"\"\n", SettingsArgs::default(), "jwt_issuer"),
+            ("jwt_audience = \" \"\n", SettingsArgs::default(), "jwt_audience"),
+            ("backlog_refresh_interval = \"0s\"\n", SettingsArgs::default(), "backlog_refresh_interval"),
+        ] {
+            let err = load(toml, args).unwrap_or_else(|| panic!("{toml:?} was accepted"));
+            assert!(err.contains(expected), "{toml:?}: {err}");
+            if expected.ends_with("secret") || expected.ends_with("key") {
+                assert!(err.contains("openssl rand -base64 32"), "{err}");
+            }
+        }
+        let good =
+            format!("jwt_secret = \"{}\"\nsecrets_key = \"{}\"\n", "x".repeat(32), "A".repeat(43) + "=");
+        assert_eq!(load(&good, SettingsArgs::default()), None);
     }
 }

@@ -2,16 +2,16 @@
 //! associated data (a ciphertext moved to another row does not decrypt).
 
 use anyhow::{anyhow, bail, Context};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
 use crate::config::Settings;
-use crate::keys;
+use crate::keys::{self, KeyLen};
 
 const KEY_FILE: &str = "secrets.key";
+/// XChaCha20-Poly1305 takes exactly this many key bytes.
+pub const KEY_LEN: KeyLen = KeyLen::Exactly(32);
 const NONCE_LEN: usize = 24;
 
 #[derive(Clone)]
@@ -22,8 +22,8 @@ pub struct SecretBox {
 impl SecretBox {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let key = match &settings.secrets_key {
-            Some(text) => STANDARD.decode(text.trim()).context("secrets_key is not base64")?,
-            None => keys::load_or_create(&settings.data_dir, KEY_FILE, 32)?,
+            Some(text) => decode_key(text)?,
+            None => keys::load_or_create(&settings.data_dir, KEY_FILE, KEY_LEN)?,
         };
         Self::new(&key)
     }
@@ -57,8 +57,16 @@ impl SecretBox {
     }
 }
 
+/// The configured secrets key (base64 of exactly 32 bytes).
+pub fn decode_key(text: &str) -> anyhow::Result<Vec<u8>> {
+    keys::decode(text, KEY_LEN).context("secrets_key (--secrets-key / WEBHOOKS_SECRETS_KEY)")
+}
+
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+
     use super::*;
 
     #[test]
@@ -69,5 +77,19 @@ mod tests {
         assert_eq!(sealer.open(&sealed, b"row-1").unwrap(), b"[\"s1\"]");
         assert!(sealer.open(&sealed, b"row-2").is_err());
         assert!(SecretBox::new(&[8; 32]).unwrap().open(&sealed, b"row-1").is_err());
+    }
+
+    #[test]
+    fn configured_keys_must_be_base64_of_32_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_data_dir(dir.path()).unwrap();
+        for bad in ["", "  ", "not base64!", "AAAA", &STANDARD.encode([0u8; 33])] {
+            settings.secrets_key = Some(bad.to_owned());
+            let err = SecretBox::from_settings(&settings).err().map(|e| format!("{e:#}")).unwrap_or_default();
+            assert!(err.contains("secrets_key") && err.contains("openssl rand -base64 32"), "{bad:?}: {err}");
+        }
+        settings.secrets_key = Some(STANDARD.encode([9u8; 32]));
+        assert!(SecretBox::from_settings(&settings).is_ok());
+        assert!(!dir.path().join(KEY_FILE).exists(), "a configured key generates no file");
     }
 }

@@ -1,14 +1,18 @@
 //! Prometheus metrics: HTTP requests by operation and status with latency histograms,
-//! deliveries by outcome, and the due-delivery backlog (measured at scrape time).
+//! deliveries by outcome, and the due-delivery backlog (counted in the background, so a
+//! scrape never queries the database).
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
 use webhooks::server::Operation;
+
+use crate::store::Store;
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
@@ -59,4 +63,28 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// One finished delivery attempt: `success`, `retry` (failed, will be retried) or `failure` (given up).
 pub fn delivery(outcome: &'static str) {
     metrics::counter!(DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// Sets the backlog gauge to the number of due deliveries now, and every `interval` after,
+/// until `stop` turns true. A count still running when asked to stop is abandoned.
+pub async fn refresh_backlog(store: Store, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let refreshed = async {
+            ticks.tick().await;
+            // A count slower than the interval is late anyway; the next tick tries again.
+            match tokio::time::timeout(interval, store.due_count()).await {
+                Ok(Ok(due)) => metrics::gauge!(BACKLOG).set(due as f64),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not count due deliveries"),
+                Err(_) => {
+                    tracing::warn!(?interval, "counting due deliveries took longer than the refresh interval")
+                }
+            }
+        };
+        tokio::select! {
+            () = refreshed => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
 }

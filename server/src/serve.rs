@@ -15,6 +15,7 @@
 //! - The whole request, body included, runs under `request_timeout` ([`request_deadline`]): past
 //!   it the caller gets the contract's 408 and the connection is closed.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -28,7 +29,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -37,7 +37,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// The limits every connection is served under.
 #[derive(Debug, Clone, Copy)]
@@ -194,14 +194,18 @@ pub async fn request_deadline(State(timeout): State<Duration>, request: Request,
     }
 }
 
-/// Serves `router` on `listener` under `limits` until `shutdown` resolves; then stops accepting,
+/// Serves `app` on `listener` under `limits` until `shutdown` resolves; then stops accepting,
 /// lets the requests in flight finish (at most `request_timeout`), and returns.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    app: S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -229,12 +233,12 @@ pub async fn serve(
         let io = TokioIo::new(Tracked { stream, activity: activity.clone() });
         let service = {
             let activity = activity.clone();
-            let router = router.clone();
+            let app = app.clone();
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let in_flight = activity.request_started();
-                let router = router.clone();
+                let app = app.clone();
                 async move {
-                    let response = router.oneshot(request.map(Body::new)).await;
+                    let response = app.oneshot(request.map(Body::new)).await;
                     drop(in_flight);
                     response
                 }

@@ -51,7 +51,7 @@ impl TestDatabase {
         let mut conn = PgConnectOptions::from_str(admin_url)?
             .connect()
             .await
-            .with_context(|| format!("connecting to {admin_url}"))?;
+            .with_context(|| format!("connecting to {}", crate::redact::url(admin_url)))?;
         conn.execute(format!("CREATE DATABASE {}", database.name).as_str())
             .await
             .context("CREATE DATABASE")?;
