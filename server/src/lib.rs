@@ -10,4 +10,5 @@ pub mod delivery;
 pub mod error;
 mod keys;
 pub mod metrics;
+pub mod ratelimit;
 pub mod store;
