@@ -397,7 +397,15 @@ fn response_headers(
             _ => return Err(Error::unsupported(&at, "a header that is not an integer or a string")),
         };
         let header = ResponseHeader { name: name.clone(), required: header.required, kind };
-        if headers.iter().any(|h: &ResponseHeader| h.rust_name() == header.rust_name()) {
+        let field = header.rust_name();
+        // The variant's fields: `body`, then one per header.
+        if field == "body" || syn::parse_str::<syn::Ident>(&field).is_err() {
+            return Err(Error::unsupported(
+                &at,
+                format!("a header whose Rust name `{field}` is not a free field name"),
+            ));
+        }
+        if headers.iter().any(|h: &ResponseHeader| h.rust_name() == field) {
             return Err(Error::invalid(&at, "two headers of this response have the same Rust name"));
         }
         headers.push(header);

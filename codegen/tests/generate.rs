@@ -195,6 +195,14 @@ fn response_headers_the_generator_cannot_honour_are_build_errors() {
     ));
     assert!(bad_name.contains("Bad Name"), "{bad_name}");
 
+    for name in ["Body", "Type", "1-Up"] {
+        let clash = unsupported(&with(
+            RETRY_AFTER_HEADER,
+            &format!("{RETRY_AFTER_HEADER}        {name}:\n          schema: {{type: string}}\n"),
+        ));
+        assert!(clash.contains(name) && clash.contains("field name"), "{clash}");
+    }
+
     let content_type = unsupported(&with(
         RETRY_AFTER_HEADER,
         &format!("{RETRY_AFTER_HEADER}        Content-Type:\n          schema: {{type: string}}\n"),
