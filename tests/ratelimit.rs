@@ -275,7 +275,6 @@ fn refusal<E: std::fmt::Debug>(
 fn assert_documented(error: &types::TooManyRequestsError) {
     let documented = webhooks_e2e::json(&too_many_requests_body());
     assert_eq!(serde_json::to_value(error).unwrap(), documented);
-    assert_eq!(*error.status_code, 429);
 }
 
 #[tokio::test]
