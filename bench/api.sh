@@ -7,6 +7,8 @@
 #
 # Environment (all optional):
 #   DURATION=10s  THREADS=2  CONNECTIONS=32  WARMUP=2s   wrk settings, per scenario
+#   RATE_LIMIT=0             the server's --rate-limit [0: off, wrk is one client; a huge value
+#                            such as 4000000000 keeps the limiter in the path without refusing]
 #   WEBHOOKS_SERVER=path     server binary   [target/release/webhooks-server, built here]
 #   SKIP_BUILD=1             do not run cargo build first
 #   RESULTS_FILE=path        [bench/results/api-<date>-<time>.md]
@@ -18,6 +20,7 @@ DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-2s}
+RATE_LIMIT=${RATE_LIMIT:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 SERVER_BIN=${WEBHOOKS_SERVER:-$ROOT/target/release/webhooks-server}
@@ -112,7 +115,7 @@ token() { "$SERVER_BIN" --data-dir "$DATA" token --client-id bench-client --sub 
 CREATE_TOKEN=$(token bench-create)
 LIST_TOKEN=$(token bench-list)
 
-start server "$SERVER_BIN" --data-dir "$DATA" --bind 127.0.0.1:0 serve
+start server "$SERVER_BIN" --data-dir "$DATA" --bind 127.0.0.1:0 --rate-limit "$RATE_LIMIT" serve
 SERVER_PID=$PID
 SERVER=http://$ADDR
 start bare "$BARE_BIN" 127.0.0.1:0
@@ -233,7 +236,7 @@ row() { # NAME LABEL BASELINE TARGET%
 {
     echo "# api.sh — $(date '+%F %H:%M')"
     echo
-    echo "server: $SERVER_BIN ($(binary_id "$SERVER_BIN"))"
+    echo "server: $SERVER_BIN ($(binary_id "$SERVER_BIN")), --rate-limit $RATE_LIMIT"
     echo "wrk -t $THREADS -c $CONNECTIONS -d $DURATION (after a $WARMUP warm-up each), $(nproc) cores"
     echo "uptime at the end: $(uptime); io psi: $(head -n1 /proc/pressure/io 2>/dev/null || echo n/a)"
     echo

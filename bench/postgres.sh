@@ -47,11 +47,12 @@ new_db() {
     DB_URL="$PG_URL/$db"
 }
 
-# start NAME DATABASE_URL — a server without a worker; sets ADDR.
+# start NAME DATABASE_URL — a server without a worker nor a rate limit (wrk is one client);
+# sets ADDR.
 start() {
     local name=$1 url=$2
     "$BIN" --bind 127.0.0.1:0 --data-dir "$WORK/$name" --database-url "$url" --jwt-secret "$JWT_SECRET" \
-        --secrets-key "$SECRETS_KEY" --no-worker serve >"$WORK/$name.out" 2>"$WORK/$name.log" &
+        --secrets-key "$SECRETS_KEY" --no-worker --rate-limit 0 serve >"$WORK/$name.out" 2>"$WORK/$name.log" &
     PIDS+=($!)
     for _ in $(seq 1 300); do
         if head -n1 "$WORK/$name.out" | grep -q '^listening on http://'; then

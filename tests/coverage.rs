@@ -1,6 +1,7 @@
 //! Spec-derived coverage (DESIGN.md §4, pattern 9): every operation of `openapi.yaml` has an
 //! end-to-end test and an auth test. A new operation in the spec fails this file until tests
-//! are written for it and named in [`COVERAGE`]; [`EXCEPTIONS`] only shrinks.
+//! are written for it and named in [`COVERAGE`]; [`EXCEPTIONS`] only shrinks. Every operation
+//! of the Public API documents a 429 and answers it once its client is over the rate limit.
 
 use std::collections::BTreeSet;
 
@@ -337,4 +338,82 @@ async fn every_secured_operation_rejects_bad_tokens() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let secured = spec_operations(&spec).iter().filter(|o| o.secured).count();
     assert_eq!(checked, secured, "every secured operation of the spec was called");
+}
+
+/// Where the Public API starts: every operation under it, and only those, is rate limited.
+const PUBLIC_API: &str = "/api/v2/public/";
+
+#[test]
+fn the_public_operations_and_only_they_are_rate_limited() {
+    let spec = spec();
+    let mut problems = Vec::new();
+    for operation in spec_operations(&spec) {
+        let (method, path) = (operation.method.to_ascii_lowercase(), operation.path.as_str());
+        let documents_429 = !spec["paths"][path][method.as_str()]["responses"]["429"].is_null();
+        let public = path.starts_with(PUBLIC_API);
+        if documents_429 != public {
+            problems
+                .push(format!("{}: public {public}, documents 429 {documents_429}", operation.operation_id));
+        }
+    }
+    for operation in Operation::ALL {
+        if operation.rate_limited() != operation.path().starts_with(PUBLIC_API) {
+            problems.push(format!("{}: generated rate_limited() disagrees", operation.operation_id()));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(Operation::ALL.iter().any(|op| op.rate_limited()));
+}
+
+#[tokio::test]
+async fn every_rate_limited_operation_answers_the_documented_429() {
+    let spec = spec();
+    let server = TestServer::start_with(|settings| settings.rate_limit = 1).await;
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for operation in Operation::ALL {
+        let (method, template) = (operation.method(), operation.path());
+        let path = concrete_path(template);
+        let has_body =
+            !spec["paths"][template][method.to_ascii_lowercase().as_str()]["requestBody"].is_null();
+        let body = has_body.then(|| b"{}".to_vec());
+        // A client of its own per operation, with every scope an operation may require.
+        let scopes = operation.required_scopes();
+        let token = server.token_with_scopes(operation.operation_id(), "user-1", scopes);
+        let authorization = format!("Bearer {token}");
+        let headers = [("Content-Type", "application/json"), ("Authorization", authorization.as_str())];
+        let first = server.raw(method, &path, &headers, body.clone()).await;
+        let second = server.raw(method, &path, &headers, body.clone()).await;
+        let id = operation.operation_id();
+        if first.status == 429 {
+            problems.push(format!("{id}: the first request of a client was refused"));
+        }
+        if !operation.rate_limited() {
+            if second.status == 429 {
+                problems.push(format!("{id} is not rate limited, yet answered 429"));
+            }
+            continue;
+        }
+        let expected = documented_error(&spec, method, template, "429");
+        let retry_after =
+            second.headers.get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if second.status != 429 || second.text() != expected || retry_after.is_none_or(|s| s < 1) {
+            problems.push(format!(
+                "{id}: expected 429 {expected} with Retry-After, got {} {} (Retry-After {retry_after:?})",
+                second.status,
+                second.text()
+            ));
+        }
+        let response = resolve(
+            &spec,
+            &spec["paths"][template][method.to_ascii_lowercase().as_str()]["responses"]["429"],
+        );
+        if response["headers"]["Retry-After"].is_null() {
+            problems.push(format!("{id}: its 429 does not document Retry-After"));
+        }
+        checked += 1;
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let public = spec_operations(&spec).iter().filter(|o| o.path.starts_with(PUBLIC_API)).count();
+    assert_eq!(checked, public, "every public operation of the spec was called");
 }

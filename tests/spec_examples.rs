@@ -21,12 +21,17 @@ async fn error_bodies_are_the_documented_examples() {
     let unauthorized = server.raw("GET", COLLECTION, &[], None).await;
     let forbidden = server.raw("GET", COLLECTION, &[("Authorization", &nurse)], None).await;
     let not_found = server.raw("GET", &unknown, &[("Authorization", &auth)], None).await;
+    let limited = TestServer::start_with(|settings| settings.rate_limit = 1).await;
+    let limited_auth = format!("Bearer {}", limited.token("client-a", "user-1"));
+    limited.raw("GET", COLLECTION, &[("Authorization", &limited_auth)], None).await;
+    let too_many = limited.raw("GET", COLLECTION, &[("Authorization", &limited_auth)], None).await;
 
     for (response, status, documented, snapshot) in [
         (&bad_request, 400, documented_body("BadRequest", "RequestValidation"), "400_request_validation"),
         (&unauthorized, 401, documented_body("Unauthorized", "ExampleFromSchema"), "401_unauthorized"),
         (&forbidden, 403, documented_body("Forbidden", "ExampleFromSchema"), "403_forbidden"),
         (&not_found, 404, documented_body("NotFound", "ExampleFromSchema"), "404_not_found"),
+        (&too_many, 429, documented_body("TooManyRequests", "ExampleFromSchema"), "429_too_many_requests"),
     ] {
         assert_eq!(response.status, status, "{}", response.text());
         assert_eq!(response.text(), documented, "{status}");

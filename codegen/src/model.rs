@@ -28,6 +28,9 @@ pub struct Operation {
     pub secured: bool,
     /// `x-required-scopes`: scopes the bearer token must carry.
     pub scopes: Vec<String>,
+    /// It documents a 429: the generated handler spends one request of the caller's rate
+    /// limit (after authentication, before input validation).
+    pub rate_limited: bool,
 }
 
 pub struct PathParam {
@@ -61,7 +64,29 @@ pub struct Response {
     pub schema: Option<String>,
     /// A `text/plain` string body (e.g. Prometheus metrics).
     pub text: bool,
+    /// Response headers, in spec order: the variant carries their values.
+    pub headers: Vec<ResponseHeader>,
 }
+
+pub struct ResponseHeader {
+    /// As written in the spec, e.g. `Retry-After`.
+    pub name: String,
+    pub required: bool,
+    pub kind: HeaderKind,
+}
+
+/// The Rust type of a response header's value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum HeaderKind {
+    /// `type: integer`: an `i64`.
+    Integer,
+    /// `type: string`: an `axum::http::HeaderValue`, valid by construction.
+    String,
+}
+
+/// The status whose response means "rate limited", and the header that says when to retry.
+pub const TOO_MANY_REQUESTS: u16 = 429;
+pub const RETRY_AFTER: &str = "Retry-After";
 
 impl Operation {
     pub fn fn_name(&self) -> String {
@@ -74,6 +99,12 @@ impl Operation {
 
     pub fn at(&self) -> String {
         format!("operation {} ({} {})", self.id, self.method, self.path)
+    }
+}
+
+impl ResponseHeader {
+    pub fn rust_name(&self) -> String {
+        self.name.to_snake_case()
     }
 }
 
@@ -246,7 +277,8 @@ fn operation(
                 ))
             }
         };
-        responses.push(Response { status, description: response.description.clone(), schema, text });
+        let headers = response_headers(spec, &format!("{at}, response {status}"), response)?;
+        responses.push(Response { status, description: response.description.clone(), schema, text, headers });
     }
     if op.responses.default.is_some() {
         return Err(Error::unsupported(&at, "a default response (declare each status)"));
@@ -284,6 +316,7 @@ fn operation(
         return Err(Error::invalid(&at, "x-required-scopes on an operation without bearer security"));
     }
 
+    let rate_limited = responses.iter().any(|r| r.status == TOO_MANY_REQUESTS);
     let op = Operation {
         id,
         method,
@@ -296,6 +329,7 @@ fn operation(
         responses,
         secured,
         scopes,
+        rate_limited,
     };
     // The generated handler answers these itself, so the contract must document them.
     let required: &[(bool, u16, &str)] = &[
@@ -308,7 +342,75 @@ fn operation(
             return Err(Error::invalid(op.at(), format!("must document a {status} response because {why}")));
         }
     }
+    check_rate_limit(&op)?;
     Ok(op)
+}
+
+/// A documented 429 makes the operation rate limited, per client: that needs a caller, and
+/// the generated answer carries `Retry-After`, so the contract must say so.
+fn check_rate_limit(op: &Operation) -> Result<(), Error> {
+    let Some(response) = op.responses.iter().find(|r| r.status == TOO_MANY_REQUESTS) else {
+        return Ok(());
+    };
+    if !op.secured {
+        return Err(Error::invalid(
+            op.at(),
+            "a 429 response (a rate limit per client) on an operation without bearer security",
+        ));
+    }
+    let retry_after = response.headers.iter().find(|h| h.name.eq_ignore_ascii_case(RETRY_AFTER));
+    if !retry_after.is_some_and(|h| h.required && h.kind == HeaderKind::Integer) {
+        return Err(Error::invalid(
+            op.at(),
+            format!(
+                "response 429 must declare a required integer {RETRY_AFTER} header (the server sends one)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn response_headers(
+    spec: &OpenAPI,
+    at: &str,
+    response: &openapiv3::Response,
+) -> Result<Vec<ResponseHeader>, Error> {
+    let mut headers = Vec::new();
+    for (name, header) in &response.headers {
+        let at = format!("{at}, header {name}");
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(Error::invalid(&at, "not a valid HTTP header name"));
+        }
+        // The generated answer sets Content-Type itself (OpenAPI says to ignore it here).
+        if name.eq_ignore_ascii_case("content-type") {
+            return Err(Error::unsupported(&at, "a Content-Type response header"));
+        }
+        let header = resolve_ref(spec, header, "headers").map_err(|e| Error::invalid(&at, e))?;
+        let schema = match &header.format {
+            openapiv3::ParameterSchemaOrContent::Schema(s) => s,
+            _ => return Err(Error::unsupported(&at, "a header with `content` (use `schema`)")),
+        };
+        let schema = resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
+        let kind = match &schema.schema_kind {
+            openapiv3::SchemaKind::Type(openapiv3::Type::Integer(_)) => HeaderKind::Integer,
+            openapiv3::SchemaKind::Type(openapiv3::Type::String(_)) => HeaderKind::String,
+            _ => return Err(Error::unsupported(&at, "a header that is not an integer or a string")),
+        };
+        let header = ResponseHeader { name: name.clone(), required: header.required, kind };
+        let field = header.rust_name();
+        // The variant's fields: `body`, then one per header.
+        if field == "body" || syn::parse_str::<syn::Ident>(&field).is_err() {
+            return Err(Error::unsupported(
+                &at,
+                format!("a header whose Rust name `{field}` is not a free field name"),
+            ));
+        }
+        if headers.iter().any(|h: &ResponseHeader| h.rust_name() == field) {
+            return Err(Error::invalid(&at, "two headers of this response have the same Rust name"));
+        }
+        headers.push(header);
+    }
+    Ok(headers)
 }
 
 fn location(p: &Parameter) -> &'static str {

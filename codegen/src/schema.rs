@@ -100,6 +100,7 @@ component!(openapiv3::Parameter, parameters);
 component!(openapiv3::Response, responses);
 component!(openapiv3::RequestBody, request_bodies);
 component!(openapiv3::SecurityScheme, security_schemes);
+component!(openapiv3::Header, headers);
 
 /// The component schemas as schemars schemas for typify.
 pub fn typify_schemas(spec: &OpenAPI) -> Result<Vec<(String, schemars::schema::Schema)>, Error> {

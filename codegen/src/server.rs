@@ -7,7 +7,7 @@ use openapiv3::OpenAPI;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
 
-use crate::model::{Api, Operation, QueryKind, Response};
+use crate::model::{Api, HeaderKind, Operation, QueryKind, Response, ResponseHeader};
 use crate::schema::{component_schema, typify_schemas};
 use crate::{validators, Error};
 
@@ -75,6 +75,12 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
                 operation: Operation,
                 headers: &axum::http::HeaderMap,
             ) -> impl std::future::Future<Output = Result<Self::Principal, crate::rt::Rejection>> + Send;
+
+            /// Spends one request of the caller's rate limit, for an operation that documents a
+            /// 429 ([`Operation::rate_limited`]); called after authentication, before the input is
+            /// validated. `Err` (normally [`crate::rt::Rejection::TooManyRequests`]) is answered
+            /// through [`Api::reject`].
+            fn rate_limit(&self, operation: Operation, principal: &Self::Principal) -> Result<(), crate::rt::Rejection>;
 
             /// Renders a request the generated layer turned away, in the contract's error shape.
             fn reject(&self, rejection: crate::rt::Rejection) -> axum::response::Response;
@@ -161,6 +167,7 @@ fn operation_enum(api: &Api) -> TokenStream {
     let methods = api.operations.iter().map(|op| op.method.as_str());
     let paths = api.operations.iter().map(|op| op.path.as_str());
     let secured = api.operations.iter().map(|op| op.secured);
+    let rate_limited = api.operations.iter().map(|op| op.rate_limited);
     let scopes = api.operations.iter().map(|op| {
         let s = &op.scopes;
         quote! { &[#(#s),*] }
@@ -204,6 +211,12 @@ fn operation_enum(api: &Api) -> TokenStream {
             pub fn required_scopes(self) -> &'static [&'static str] {
                 match self { #(Operation::#v => #scopes,)* }
             }
+
+            /// Whether each request spends one request of the caller's rate limit (the
+            /// operation documents a 429).
+            pub fn rate_limited(self) -> bool {
+                match self { #(Operation::#v => #rate_limited,)* }
+            }
         }
     }
 }
@@ -220,27 +233,49 @@ fn variant_name(status: u16) -> syn::Ident {
 fn response_enum(op: &Operation) -> TokenStream {
     let name = format_ident!("{}", op.type_name());
     let doc = format!("Responses of `{}`.", op.id);
-    let variants = op.responses.iter().map(|Response { status, description, schema, text }| {
-        let v = variant_name(*status);
-        let doc = format!("{status}: {description}");
-        match (schema, text) {
-            (Some(s), _) => {
-                let t = format_ident!("{}", s);
-                quote! { #[doc = #doc] #v(types::#t), }
-            }
-            (None, true) => quote! { #[doc = #doc] #v(String), },
-            (None, false) => quote! { #[doc = #doc] #v, },
+    let variants = op.responses.iter().map(|response| {
+        let v = variant_name(response.status);
+        let doc = format!("{}: {}", response.status, response.description);
+        let body = body_type(response);
+        if response.headers.is_empty() {
+            return match body {
+                Some(body) => quote! { #[doc = #doc] #v(#body), },
+                None => quote! { #[doc = #doc] #v, },
+            };
         }
+        let body = body.map(|body| quote! { body: #body, });
+        let headers = response.headers.iter().map(header_field);
+        quote! { #[doc = #doc] #v { #body #(#headers)* }, }
     });
-    let arms = op.responses.iter().map(|Response { status, schema, text, .. }| {
+    let arms = op.responses.iter().map(|response| {
+        let Response { status, schema, text, headers, .. } = response;
         let v = variant_name(*status);
         let code = quote! { axum::http::StatusCode::from_u16(#status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR) };
-        match (schema, text) {
-            (Some(_), _) => quote! { #name::#v(body) => (#code, axum::Json(body)).into_response(), },
+        let answer = match (schema, text) {
+            (Some(_), _) => quote! { (#code, axum::Json(body)).into_response() },
             (None, true) => quote! {
-                #name::#v(body) => (#code, [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+                (#code, [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
             },
-            (None, false) => quote! { #name::#v => #code.into_response(), },
+            (None, false) => quote! { #code.into_response() },
+        };
+        let has_body = schema.is_some() || *text;
+        if headers.is_empty() {
+            return if has_body {
+                quote! { #name::#v(body) => #answer, }
+            } else {
+                quote! { #name::#v => #answer, }
+            };
+        }
+        let body = has_body.then(|| quote! { body, });
+        let fields = headers.iter().map(|h| format_ident!("{}", h.rust_name()));
+        let inserts = headers.iter().map(insert_header);
+        quote! {
+            #name::#v { #body #(#fields,)* } => {
+                let mut response = #answer;
+                let headers = response.headers_mut();
+                #(#inserts)*
+                response
+            }
         }
     });
     quote! {
@@ -253,6 +288,48 @@ fn response_enum(op: &Operation) -> TokenStream {
                 match self { #(#arms)* }
             }
         }
+    }
+}
+
+/// The Rust type of a response's body, if it has one.
+fn body_type(response: &Response) -> Option<TokenStream> {
+    match (&response.schema, response.text) {
+        (Some(s), _) => {
+            let t = format_ident!("{}", s);
+            Some(quote! { types::#t })
+        }
+        (None, true) => Some(quote! { String }),
+        (None, false) => None,
+    }
+}
+
+/// A response header as a field of its variant (`Option` unless the spec requires it).
+fn header_field(header: &ResponseHeader) -> TokenStream {
+    let field = format_ident!("{}", header.rust_name());
+    let doc = format!("The `{}` header.", header.name);
+    let ty = match header.kind {
+        HeaderKind::Integer => quote! { i64 },
+        HeaderKind::String => quote! { axum::http::HeaderValue },
+    };
+    if header.required {
+        quote! { #[doc = #doc] #field: #ty, }
+    } else {
+        quote! { #[doc = #doc] #field: Option<#ty>, }
+    }
+}
+
+/// Sets a response header from its variant field (both header types convert without failing).
+fn insert_header(header: &ResponseHeader) -> TokenStream {
+    let field = format_ident!("{}", header.rust_name());
+    let name = header.name.to_ascii_lowercase();
+    let insert = |value: TokenStream| {
+        quote! { headers.insert(axum::http::HeaderName::from_static(#name), axum::http::HeaderValue::from(#value)); }
+    };
+    if header.required {
+        insert(quote! { #field })
+    } else {
+        let set = insert(quote! { value });
+        quote! { if let Some(value) = #field { #set } }
     }
 }
 
@@ -298,7 +375,9 @@ fn handler(op: &Operation) -> TokenStream {
     let variant = format_ident!("{}", op.type_name());
     let mut steps = Vec::new();
     let mut args = Vec::new();
-    // Order of checks (DESIGN.md §3): body size, then authentication, then input.
+    // Order of checks: body size (413), authentication (401, 403), the rate limit (429), then
+    // input (400); the handler decides the rest (e.g. 404 for an unknown id). A request
+    // turned away before the rate limit does not spend any of it.
     if op.body.is_some() {
         steps.push(quote! {
             let bytes = match rt::body::read(body, api.body_limit()).await {
@@ -315,6 +394,13 @@ fn handler(op: &Operation) -> TokenStream {
             };
         });
         args.push(quote! { principal });
+    }
+    if op.rate_limited {
+        steps.push(quote! {
+            if let Err(rejection) = api.rate_limit(Operation::#variant, &principal) {
+                return api.reject(rejection);
+            }
+        });
     }
     for p in &op.path_params {
         let n = format_ident!("{}", p.rust_name());

@@ -104,3 +104,117 @@ fn unsupported_constructs_are_build_errors_that_name_the_place() {
     let v31 = generate(&SPEC.replacen("openapi: 3.0.3", "openapi: 3.1.0", 1));
     assert!(matches!(v31, Err(Error::Unsupported { .. })));
 }
+
+/// The generated handler function `name` (up to the next one).
+fn handler<'a>(server: &'a str, name: &str) -> &'a str {
+    let start = server.find(&format!("pub async fn {name}<A: Api>")).expect("handler");
+    let end = server[start + 1..].find("pub async fn ").map_or(server.len(), |e| e + start + 1);
+    &server[start..end]
+}
+
+const RETRY_AFTER_HEADER: &str =
+    "      headers:\n        Retry-After:\n          $ref: '#/components/headers/RetryAfter'\n";
+
+#[test]
+fn a_documented_429_rate_limits_the_operation_after_authentication() {
+    let generated = generate(SPEC).unwrap();
+    let server = &generated.server;
+    let flat = server.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(
+        "fn rate_limit( &self, operation: Operation, principal: &Self::Principal, ) -> Result<(), crate::rt::Rejection>;"
+    ));
+    // The response header is a field of the variant, and the answer sets it.
+    assert!(flat.contains(
+        "TooManyRequests { body: types::TooManyRequestsError, ///The `Retry-After` header. retry_after: i64, }"
+    ));
+    assert!(flat.contains(
+        "headers .insert( axum::http::HeaderName::from_static(\"retry-after\"), axum::http::HeaderValue::from(retry_after), );"
+    ));
+    for name in ["list_user_webhooks", "get_user_webhook", "delete_user_webhook"] {
+        assert!(handler(server, name).contains(".rate_limit("), "{name} is not rate limited");
+    }
+    for name in ["create_user_webhook", "update_user_webhook", "search_webhook_logs"] {
+        let h = handler(server, name);
+        let auth = h.find(".authenticate(").expect("authenticates");
+        let limit = h.find(".rate_limit(").unwrap_or_else(|| panic!("{name} is not rate limited"));
+        let input = h.find("validate::").expect("validates");
+        assert!(auth < limit && limit < input, "{name}: authenticate, then the limit, then the input");
+    }
+    assert!(!handler(server, "publish_event").contains(".rate_limit("));
+    assert!(!handler(server, "get_health").contains(".rate_limit("));
+
+    // Without its 429, an operation is no longer limited.
+    let without = generate(&with(
+        "        '403':\n          $ref: '#/components/responses/Forbidden'\n        '429':\n          $ref: '#/components/responses/TooManyRequests'\n  /api/v2/public/webhooks/user/{webhookId}:",
+        "        '403':\n          $ref: '#/components/responses/Forbidden'\n  /api/v2/public/webhooks/user/{webhookId}:",
+    ))
+    .unwrap();
+    assert!(!handler(&without.server, "list_user_webhooks").contains(".rate_limit("));
+    assert!(handler(&without.server, "create_user_webhook").contains(".rate_limit("));
+}
+
+#[test]
+fn a_429_needs_a_caller_and_a_retry_after_header() {
+    let no_header = unsupported(&with(RETRY_AFTER_HEADER, ""));
+    assert!(no_header.contains("429") && no_header.contains("Retry-After"), "{no_header}");
+
+    let optional = unsupported(&with(
+        "      required: true\n      schema:\n        type: integer\n        minimum: 1",
+        "      schema:\n        type: integer\n        minimum: 1",
+    ));
+    assert!(optional.contains("Retry-After"), "{optional}");
+
+    let open = unsupported(&with(
+        "      security: []\n      responses:\n        '200':\n          description: The process is up.",
+        "      security: []\n      responses:\n        '429':\n          $ref: '#/components/responses/TooManyRequests'\n        '200':\n          description: The process is up.",
+    ));
+    assert!(open.contains("getHealth") && open.contains("bearer"), "{open}");
+}
+
+#[test]
+fn response_headers_the_generator_cannot_honour_are_build_errors() {
+    let array = unsupported(&with(
+        "      schema:\n        type: integer\n        minimum: 1\n      example: 1",
+        "      schema:\n        type: array\n        items: {type: integer}\n      example: [1]",
+    ));
+    assert!(array.contains("Retry-After") && array.contains("integer or a string"), "{array}");
+
+    let content = unsupported(&with(
+        "      schema:\n        type: integer\n        minimum: 1\n      example: 1",
+        "      content:\n        text/plain:\n          schema: {type: integer}",
+    ));
+    assert!(content.contains("Retry-After") && content.contains("content"), "{content}");
+
+    let nowhere =
+        unsupported(&with("$ref: '#/components/headers/RetryAfter'", "$ref: '#/components/headers/Nothing'"));
+    assert!(nowhere.contains("Nothing"), "{nowhere}");
+
+    let bad_name = unsupported(&with(
+        RETRY_AFTER_HEADER,
+        &format!("{RETRY_AFTER_HEADER}        Bad Name:\n          schema: {{type: string}}\n"),
+    ));
+    assert!(bad_name.contains("Bad Name"), "{bad_name}");
+
+    for name in ["Body", "Type", "1-Up"] {
+        let clash = unsupported(&with(
+            RETRY_AFTER_HEADER,
+            &format!("{RETRY_AFTER_HEADER}        {name}:\n          schema: {{type: string}}\n"),
+        ));
+        assert!(clash.contains(name) && clash.contains("field name"), "{clash}");
+    }
+
+    let content_type = unsupported(&with(
+        RETRY_AFTER_HEADER,
+        &format!("{RETRY_AFTER_HEADER}        Content-Type:\n          schema: {{type: string}}\n"),
+    ));
+    assert!(content_type.contains("Content-Type"), "{content_type}");
+
+    // An optional string header is supported: an Option of a HeaderValue.
+    let extra = generate(&with(
+        RETRY_AFTER_HEADER,
+        &format!("{RETRY_AFTER_HEADER}        X-RateLimit-Policy:\n          schema: {{type: string}}\n"),
+    ))
+    .unwrap();
+    assert!(extra.server.contains("x_rate_limit_policy: Option<axum::http::HeaderValue>"));
+    assert!(extra.server.contains("if let Some(value) = x_rate_limit_policy"));
+}

@@ -12,6 +12,7 @@ use webhooks::server::{responses, types, Api, Operation};
 
 use crate::auth::{Authenticator, Principal};
 use crate::error::{self, Internal};
+use crate::ratelimit::{RateLimiter, RetryAfter};
 use crate::store::{LogEntry, LogQuery, NewEvent, NewWebhook, Owner, Store, Webhook, WebhookUpdate};
 
 /// Length of a generated webhook secret (`[A-Za-z0-9]`).
@@ -21,6 +22,8 @@ pub struct WebhooksApi {
     pub store: Store,
     pub auth: Authenticator,
     pub body_limit: usize,
+    /// The Public API's rate limit per client; `None` when it is off (`--rate-limit 0`).
+    pub rate_limiter: Option<RateLimiter>,
     /// Wakes this process's delivery worker when an event is published.
     pub waker: Option<Arc<Notify>>,
 }
@@ -58,6 +61,15 @@ impl Api for WebhooksApi {
 
     async fn authenticate(&self, operation: Operation, headers: &HeaderMap) -> Result<Principal, Rejection> {
         self.auth.authorize(headers, operation.required_scopes())
+    }
+
+    fn rate_limit(&self, _operation: Operation, principal: &Principal) -> Result<(), Rejection> {
+        match &self.rate_limiter {
+            Some(limiter) => limiter
+                .check(principal)
+                .map_err(|RetryAfter(retry_after_secs)| Rejection::TooManyRequests { retry_after_secs }),
+            None => Ok(()),
+        }
     }
 
     fn reject(&self, rejection: Rejection) -> Response {

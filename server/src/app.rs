@@ -24,6 +24,7 @@ use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::delivery::{build_client, TargetPolicy, Worker, WorkerSettings};
 use crate::error;
+use crate::ratelimit::RateLimiter;
 use crate::store::{Store, StoreOptions};
 use crate::{redact, routing};
 
@@ -133,7 +134,11 @@ impl App {
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);
         let waker = settings.run_worker.then(|| worker.waker());
-        let api = Arc::new(WebhooksApi { store, auth, body_limit: settings.body_limit, waker });
+        let rate_limiter = RateLimiter::per_minute(settings.rate_limit);
+        if rate_limiter.is_none() {
+            tracing::warn!("the rate limit is off (rate_limit = 0): no client is ever answered 429");
+        }
+        let api = Arc::new(WebhooksApi { store, auth, body_limit: settings.body_limit, rate_limiter, waker });
         Ok(Self { api, worker, settings, _serve_lock: serve_lock })
     }
 

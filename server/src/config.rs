@@ -15,6 +15,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// NestJS's body-parser default, `100kb`.
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
+/// The documented Public API rate limit: requests per minute and OAuth client.
+pub const DEFAULT_RATE_LIMIT: u32 = 100;
 /// The documented retry schedule: after 5, 30 and 60 minutes.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5m,30m,60m";
 /// A request head (a few hundred bytes) takes milliseconds; ten seconds covers slow mobile
@@ -143,6 +145,10 @@ pub struct SettingsArgs {
     /// Most client connections open at once; more wait in the listen backlog [default: 1024].
     #[arg(long, env = "WEBHOOKS_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<usize>,
+    /// Public API requests per minute and OAuth client (`clientId`), beyond which it answers
+    /// 429; 0 turns the limit off [default: 100].
+    #[arg(long, env = "WEBHOOKS_RATE_LIMIT", global = true)]
+    pub rate_limit: Option<u32>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -203,6 +209,7 @@ struct FileSettings {
     request_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<usize>,
+    rate_limit: Option<u32>,
     log_format: Option<LogFormat>,
     retry_schedule: Option<String>,
     extra_ca_file: Option<PathBuf>,
@@ -232,6 +239,8 @@ pub struct Settings {
     pub body_limit: usize,
     /// Client connections: header, request and idle deadlines, and their cap.
     pub connections: ConnectionLimits,
+    /// Public API requests per minute and client; 0: no limit.
+    pub rate_limit: u32,
     pub log_format: LogFormat,
     pub retry_schedule: Vec<Duration>,
     pub extra_ca_file: Option<PathBuf>,
@@ -350,6 +359,7 @@ impl Settings {
             secrets_key,
             body_limit,
             connections,
+            rate_limit: args.rate_limit.or(file.rate_limit).unwrap_or(DEFAULT_RATE_LIMIT),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             retry_schedule,
             extra_ca_file: args.extra_ca_file.or(file.extra_ca_file),
@@ -447,6 +457,38 @@ mod tests {
         assert_eq!(defaults.backlog_refresh_interval, Duration::from_secs(15));
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
+    }
+
+    #[test]
+    fn the_rate_limit_is_100_a_minute_unless_set_and_0_turns_it_off() {
+        use clap::CommandFactory;
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhooks.toml");
+        std::fs::write(&file, "rate_limit = 7\n").unwrap();
+        let load = |rate_limit: Option<u32>, config: Option<PathBuf>| {
+            Settings::load(SettingsArgs { config, rate_limit, ..Default::default() }).unwrap().rate_limit
+        };
+        assert_eq!(load(None, None), DEFAULT_RATE_LIMIT);
+        assert_eq!(DEFAULT_RATE_LIMIT, 100);
+        assert_eq!(load(None, Some(file.clone())), 7);
+        assert_eq!(load(Some(0), Some(file)), 0);
+
+        let parse = |args: &[&str]| Cli::try_parse_from([&["webhooks-server"], args].concat());
+        assert_eq!(parse(&["--rate-limit", "0"]).unwrap().settings.rate_limit, Some(0));
+        assert_eq!(
+            parse(&["token", "--client-id", "c", "--sub", "s", "--rate-limit", "5"])
+                .unwrap()
+                .settings
+                .rate_limit,
+            Some(5)
+        );
+        for bad in ["", "-1", "ten", "4294967296"] {
+            assert!(parse(&["--rate-limit", bad]).is_err(), "{bad:?}");
+        }
+        let command = Cli::command();
+        let arg = command.get_arguments().find(|a| a.get_id() == "rate_limit").expect("--rate-limit");
+        assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some("WEBHOOKS_RATE_LIMIT"));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Every error the server sends, in the contract's shape, decided in this one place.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use webhooks::rt::Rejection;
 use webhooks::server::types::{
-    BadRequestError, BadRequestErrorMessage, ForbiddenError, NotFoundError, UnauthorizedError,
+    BadRequestError, BadRequestErrorMessage, ForbiddenError, NotFoundError, TooManyRequestsError,
+    UnauthorizedError,
 };
 
 use crate::store::StoreError;
@@ -38,6 +39,14 @@ pub fn webhook_not_found() -> NotFoundError {
     NotFoundError { message: "Webhook not found".into(), error: "Not Found".into(), status_code: 404 }
 }
 
+pub fn too_many_requests() -> TooManyRequestsError {
+    TooManyRequestsError {
+        message: "Too Many Requests".into(),
+        error: "Too Many Requests".into(),
+        status_code: 429,
+    }
+}
+
 pub fn bad_request(message: BadRequestErrorMessage) -> BadRequestError {
     BadRequestError { message, error: "Bad Request".into(), status_code: 400 }
 }
@@ -53,6 +62,12 @@ pub fn reject(rejection: Rejection) -> Response {
         }
         Rejection::Unauthorized => (StatusCode::UNAUTHORIZED, Json(unauthorized())).into_response(),
         Rejection::Forbidden => (StatusCode::FORBIDDEN, Json(forbidden())).into_response(),
+        Rejection::TooManyRequests { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)))],
+            Json(too_many_requests()),
+        )
+            .into_response(),
         Rejection::Validation(messages) => {
             (StatusCode::BAD_REQUEST, Json(bad_request(BadRequestErrorMessage::Array(messages))))
                 .into_response()

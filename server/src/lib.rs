@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod error;
 mod keys;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redact;
 pub mod routing;
 pub mod serve;

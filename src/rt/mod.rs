@@ -22,6 +22,9 @@ pub enum Rejection {
     Unauthorized,
     /// Valid credentials without the role or scope the operation needs.
     Forbidden,
+    /// The caller has used up its rate limit; a request would be allowed again in
+    /// `retry_after_secs` whole seconds (at least 1).
+    TooManyRequests { retry_after_secs: u64 },
     /// The body broke rules of the contract: one message per failing rule.
     Validation(Vec<String>),
     /// The body is not JSON the contract can read.

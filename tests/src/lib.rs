@@ -60,6 +60,8 @@ impl TestServer {
     /// [`Self::start`] with the default settings of a fresh data dir adjusted by `configure`
     /// first (delivery settings, e.g. [`trust_receiver`]; `settings.data_dir` is the temporary
     /// directory, a good place for files the settings point to). `bind` is forced to port 0.
+    /// The rate limit is off (`rate_limit = 0`) unless `configure` sets one: most tests send
+    /// far more than a client's 100 requests a minute.
     pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
         install_crypto_provider();
         let data_dir = tempfile::tempdir().expect("creating a temporary data dir");
@@ -76,6 +78,7 @@ impl TestServer {
         if let Some(database) = &database {
             settings.database_url = database.url.clone();
         }
+        settings.rate_limit = 0;
         configure(&mut settings);
         let database_url = settings.database_url.clone();
         settings.bind = "127.0.0.1:0".parse().expect("socket address");
@@ -165,6 +168,7 @@ impl TestServer {
         let response = request.send().await.expect("sending the request");
         RawResponse {
             status: response.status().as_u16(),
+            headers: response.headers().clone(),
             content_type: response
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
@@ -191,6 +195,7 @@ pub fn raw_http_client() -> reqwest::Client {
 #[derive(Debug)]
 pub struct RawResponse {
     pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
@@ -248,6 +253,11 @@ pub fn unauthorized_body() -> String {
 /// The documented 403 body.
 pub fn forbidden_body() -> String {
     documented_body("Forbidden", "ExampleFromSchema")
+}
+
+/// The documented 429 body.
+pub fn too_many_requests_body() -> String {
+    documented_body("TooManyRequests", "ExampleFromSchema")
 }
 
 /// The documented 404 body for an unknown webhook.

@@ -55,6 +55,8 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--bind", "127.0.0.1:0"])
+            // One client creates, lists and polls far more than 100 times a minute.
+            .args(["--rate-limit", "0"])
             .args(args)
             .arg(subcommand)
             .stdin(Stdio::null())
