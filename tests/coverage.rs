@@ -18,6 +18,7 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "api::bad_requests_through_the_generated_client",
             "conformance::every_conformance_case_gets_the_reference_answer",
             "crash::kill_9_right_after_201_loses_nothing",
+            "rules::empty_secrets_are_refused_on_create_and_update_and_change_nothing",
         ],
         WEBHOOK_AUTH_TESTS,
     ),
@@ -47,6 +48,7 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "api::bad_requests_through_the_generated_client",
             "api::unknown_ids_are_404_through_the_generated_client",
             "isolation::other_clients_and_users_cannot_reach_a_webhook",
+            "rules::empty_secrets_are_refused_on_create_and_update_and_change_nothing",
         ],
         WEBHOOK_AUTH_TESTS,
     ),
@@ -84,6 +86,9 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "delivery::publishing_needs_the_scope_and_the_documented_payload",
             "delivery::the_worker_can_be_stepped_one_synchronous_round_at_a_time",
             "delivery_crash::kill_9_mid_delivery_loses_no_event",
+            "rules::event_ids_are_visible_ascii_and_user_ids_hold_no_nul",
+            "rules::nul_inside_data_is_stored_delivered_and_logged_as_sent",
+            "spec_examples::publish_validation_answers_its_documented_example",
         ],
         &[ALL_OPERATIONS_AUTH_TEST, "delivery::publishing_needs_the_scope_and_the_documented_payload"],
     ),
@@ -127,6 +132,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("delivery_crash", include_str!("delivery_crash.rs")),
     ("isolation", include_str!("isolation.rs")),
     ("operations", include_str!("operations.rs")),
+    ("rules", include_str!("rules.rs")),
     ("spec_examples", include_str!("spec_examples.rs")),
 ];
 

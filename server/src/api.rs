@@ -74,7 +74,7 @@ impl Api for WebhooksApi {
         body: types::CreateUserWebhookRequest,
     ) -> Result<responses::CreateUserWebhook, Internal> {
         let secrets = match body.secrets {
-            Some(secrets) if !secrets.is_empty() => secrets,
+            Some(secrets) if !secrets.is_empty() => secrets.into_iter().map(String::from).collect(),
             _ => vec![generate_secret()],
         };
         let new = NewWebhook { url: body.url, events: event_names(&body.events), secrets };
@@ -113,7 +113,10 @@ impl Api for WebhooksApi {
         let update = WebhookUpdate {
             url: body.url,
             events: event_names(&body.events),
-            secrets: body.secrets.filter(|s| !s.is_empty()),
+            secrets: body
+                .secrets
+                .filter(|s| !s.is_empty())
+                .map(|s| s.into_iter().map(String::from).collect()),
         };
         Ok(match self.store.update(&principal.into(), &webhook_id, update).await? {
             Some(w) => {
