@@ -88,6 +88,8 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "delivery_crash::kill_9_mid_delivery_loses_no_event",
             "rules::event_ids_are_visible_ascii_and_user_ids_hold_no_nul",
             "rules::nul_inside_data_is_stored_delivered_and_logged_as_sent",
+            "rules::data_is_limited_in_bytes_of_compact_json",
+            "rules::the_default_data_limit_answers_the_documented_example",
             "spec_examples::publish_validation_answers_its_documented_example",
         ],
         &[ALL_OPERATIONS_AUTH_TEST, "delivery::publishing_needs_the_scope_and_the_documented_payload"],

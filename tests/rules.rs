@@ -1,5 +1,5 @@
-//! The contract's input rules end to end: non-empty secrets, deliverable event ids, and no
-//! U+0000 where PostgreSQL stores text. Every refusal is checked to the byte against
+//! The contract's input rules end to end: non-empty secrets, deliverable event ids, no U+0000
+//! where PostgreSQL stores text, and the size of an event's `data`. Every refusal is checked to the byte against
 //! the contract and to change nothing; `WEBHOOKS_E2E_BACKEND=postgres` runs it all on PostgreSQL.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use webhooks_client::types::{
     UserWebhookEvent as Event,
 };
 use webhooks_e2e::receiver::Receiver;
-use webhooks_e2e::{json as parse, trust_receiver, TestServer, PUBLISH_SCOPE};
+use webhooks_e2e::{json as parse, operation_example, trust_receiver, TestServer, PUBLISH_SCOPE};
 
 const COLLECTION: &str = "/api/v2/public/webhooks/user";
 const EVENTS: &str = "/api/v2/internal/events";
@@ -182,12 +182,56 @@ async fn nul_inside_data_is_stored_delivered_and_logged_as_sent() {
     assert_eq!(entries[0]["requestPayload"]["data"]["facilityId"], "F\u{0}G");
 }
 
+/// `data` of exactly `len` bytes as compact JSON: `{"facilityId":"F","pad":"xx…"}`.
+fn data_of_len(len: usize) -> String {
+    let shell = r#"{"facilityId":"F","pad":""}"#;
+    format!(r#"{{"facilityId":"F","pad":"{}"}}"#, "x".repeat(len - shell.len()))
+}
+
+#[tokio::test]
+async fn data_is_limited_in_bytes_of_compact_json() {
+    let receiver = Receiver::start().await;
+    let (server, publisher) = publishing_setup(&receiver, |settings| settings.event_data_limit = 300).await;
+    let too_large = ["data must be shorter than or equal to 300 bytes as JSON"];
+    let publish = |data: String| {
+        let (server, publisher) = (&server, &publisher);
+        async move {
+            let (status, text) =
+                send(server, "POST", EVENTS, publisher, &event(None, r#""user-1""#, &data)).await;
+            (status, parse(&text))
+        }
+    };
+    assert_eq!(publish(data_of_len(300)).await.0, 202);
+    // Whitespace is not counted: what is stored and delivered is the compact form.
+    let spaced = data_of_len(300).replace(':', " : ").replace(',', " , ");
+    assert!(spaced.len() > 300);
+    assert_eq!(publish(spaced).await.0, 202);
+    assert_eq!(publish(data_of_len(301)).await, (400, bad_request(&too_large)));
+    // With the fields' own messages after it.
+    let (status, body) = publish(format!(r#"{{"pad":"{}"}}"#, "x".repeat(400))).await;
+    assert_eq!((status, body), (400, bad_request(&[too_large[0], "data.facilityId must be a string"])));
+    let delivered = receiver.wait_for(2, WAIT).await;
+    assert!(delivered.iter().all(|r| r.body.len() < 400), "only the two that fit were sent");
+    assert_eq!(log(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_default_data_limit_answers_the_documented_example() {
+    let receiver = Receiver::start().await;
+    let (server, publisher) = publishing_setup(&receiver, |_| {}).await;
+    let documented = operation_example("post", EVENTS, "400", "DataTooLarge");
+    let body = event(None, r#""user-1""#, &data_of_len(65537));
+    assert_eq!(send(&server, "POST", EVENTS, &publisher, &body).await, (400, documented));
+    let body = event(None, r#""user-1""#, &data_of_len(65536));
+    assert_eq!(send(&server, "POST", EVENTS, &publisher, &body).await.0, 202);
+}
+
 /// `webhooks-server publish` writes straight into the database: it must refuse what the API
 /// refuses, or it could record an event that can never be delivered.
 #[tokio::test]
 async fn the_publish_command_applies_the_same_rules() {
     let receiver = Receiver::start().await;
-    let (server, _) = publishing_setup(&receiver, |_| {}).await;
+    let (server, _) = publishing_setup(&receiver, |settings| settings.event_data_limit = 300).await;
     let publish = |id: &str, data: &str| {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhooks-server-under-test"));
         // Flags only: no `WEBHOOKS_*` of whoever runs the tests.
@@ -197,18 +241,20 @@ async fn the_publish_command_applies_the_same_rules() {
             }
         }
         command.arg("--data-dir").arg(server.data_dir.path()).arg("--database-url").arg(&server.database_url);
-        command.args(["publish", "--type", "facility.creation.accepted"]);
+        command.args(["--event-data-limit", "300", "publish", "--type", "facility.creation.accepted"]);
         command.args(["--user", "user-1", "--id", id, "--data", data]);
         command.output()
     };
-    let data = r#"{"facilityId":"F"}"#;
-    for id in ["evt\u{1}", "evt 1"] {
-        let output = publish(id, data).await.unwrap();
+    for (id, data, message) in [
+        ("evt\u{1}", data_of_len(30), "id must match /^[\\x21-\\x7E]*$/ regular expression"),
+        ("evt 1", data_of_len(30), "id must match /^[\\x21-\\x7E]*$/ regular expression"),
+        ("evt-big", data_of_len(301), "data must be shorter than or equal to 300 bytes as JSON"),
+    ] {
+        let output = publish(id, &data).await.unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let message = "id must match /^[\\x21-\\x7E]*$/ regular expression";
         assert!(!output.status.success() && stderr.contains(message), "{id:?}: {stderr}");
     }
-    let output = publish("evt-ok", data).await.unwrap();
+    let output = publish("evt-ok", &data_of_len(300)).await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let entries = log(&server).await;
     assert_eq!(entries.iter().map(|e| e["eventId"].clone()).collect::<Vec<_>>(), [json!("evt-ok")]);

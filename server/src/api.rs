@@ -21,6 +21,8 @@ pub struct WebhooksApi {
     pub store: Store,
     pub auth: Authenticator,
     pub body_limit: usize,
+    /// Largest published `data`, in bytes of compact JSON.
+    pub event_data_limit: usize,
     /// Wakes this process's delivery worker when an event is published.
     pub waker: Option<Arc<Notify>>,
 }
@@ -131,7 +133,7 @@ impl Api for WebhooksApi {
         _principal: Principal,
         body: types::PublishEventRequest,
     ) -> Result<responses::PublishEvent, Internal> {
-        let errors = data_errors(body.event_type, &body.data);
+        let errors = data_errors(body.event_type, &body.data, self.event_data_limit);
         if !errors.is_empty() {
             return Ok(responses::PublishEvent::BadRequest(error::bad_request(
                 types::BadRequestErrorMessage::Array(errors),
@@ -248,12 +250,24 @@ fn required_data_fields(event_type: types::UserEventType) -> &'static [&'static 
     }
 }
 
-/// class-validator's nested messages for the payload of `event_type`.
-pub fn data_errors(event_type: types::UserEventType, data: &serde_json::Map<String, Value>) -> Vec<String> {
-    required_data_fields(event_type)
-        .iter()
-        .filter(|field| !matches!(data.get(**field), Some(Value::String(_))))
-        .map(|field| format!("data.{field} must be a string"))
+/// What is wrong with the payload of `event_type`: its size as compact JSON (what is stored
+/// and delivered) above `limit` bytes, then class-validator's nested messages for its fields.
+pub fn data_errors(
+    event_type: types::UserEventType,
+    data: &serde_json::Map<String, Value>,
+    limit: usize,
+) -> Vec<String> {
+    let size = serde_json::to_vec(data).map_or(usize::MAX, |json| json.len());
+    let too_large =
+        (size > limit).then(|| format!("data must be shorter than or equal to {limit} bytes as JSON"));
+    too_large
+        .into_iter()
+        .chain(
+            required_data_fields(event_type)
+                .iter()
+                .filter(|field| !matches!(data.get(**field), Some(Value::String(_))))
+                .map(|field| format!("data.{field} must be a string")),
+        )
         .collect()
 }
 

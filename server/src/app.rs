@@ -110,7 +110,13 @@ impl App {
         let auth = Authenticator::from_settings(&settings)?;
         let worker = Arc::new(worker(&settings, store.clone())?);
         let waker = settings.run_worker.then(|| worker.waker());
-        let api = Arc::new(WebhooksApi { store, auth, body_limit: settings.body_limit, waker });
+        let api = Arc::new(WebhooksApi {
+            store,
+            auth,
+            body_limit: settings.body_limit,
+            event_data_limit: settings.event_data_limit,
+            waker,
+        });
         Ok(Self { api, worker, settings, _serve_lock: serve_lock })
     }
 

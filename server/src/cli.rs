@@ -59,7 +59,7 @@ async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
     let event_type: UserEventType =
         args.event_type.parse().map_err(|_| anyhow::anyhow!("unknown event type {:?}", args.event_type))?;
     let serde_json::Value::Object(data) = data else { bail!("--data must be a JSON object") };
-    let errors = data_errors(event_type, &data);
+    let errors = data_errors(event_type, &data, settings.event_data_limit);
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }

@@ -15,6 +15,13 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
 /// The documented retry schedule: after 5, 30 and 60 minutes.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5m,30m,60m";
+/// Largest published `data`, in bytes of compact JSON (as stored and delivered). The documented
+/// payloads take under 200 bytes; 64 KiB leaves ample room for extra fields while the delivered
+/// body (`data` plus a short envelope) stays below the 100 kB request limit that receivers built on
+/// common frameworks (body-parser's `100kb`) refuse above, and below this server's own body limit.
+pub const DEFAULT_EVENT_DATA_LIMIT: usize = 64 * 1024;
+/// Below this, documented payloads (a facility id and a user id) would not fit.
+const MIN_EVENT_DATA_LIMIT: usize = 256;
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -114,6 +121,9 @@ pub struct SettingsArgs {
     /// Largest request body in bytes [default: 102400].
     #[arg(long, env = "WEBHOOKS_BODY_LIMIT", global = true)]
     pub body_limit: Option<usize>,
+    /// Largest published event `data`, in bytes of compact JSON [default: 65536].
+    #[arg(long, env = "WEBHOOKS_EVENT_DATA_LIMIT", global = true)]
+    pub event_data_limit: Option<usize>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -167,6 +177,7 @@ struct FileSettings {
     allowed_roles: Option<Vec<String>>,
     secrets_key: Option<String>,
     body_limit: Option<usize>,
+    event_data_limit: Option<usize>,
     log_format: Option<LogFormat>,
     retry_schedule: Option<String>,
     extra_ca_file: Option<PathBuf>,
@@ -193,6 +204,7 @@ pub struct Settings {
     pub allowed_roles: Vec<String>,
     pub secrets_key: Option<String>,
     pub body_limit: usize,
+    pub event_data_limit: usize,
     pub log_format: LogFormat,
     pub retry_schedule: Vec<Duration>,
     pub extra_ca_file: Option<PathBuf>,
@@ -221,6 +233,11 @@ impl Settings {
             bail!("allowed_roles is empty: nobody could use the API");
         }
         let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+        let event_data_limit =
+            args.event_data_limit.or(file.event_data_limit).unwrap_or(DEFAULT_EVENT_DATA_LIMIT);
+        if event_data_limit < MIN_EVENT_DATA_LIMIT {
+            bail!("event_data_limit must be at least {MIN_EVENT_DATA_LIMIT} bytes, or the documented payloads could not be published");
+        }
         let retry_schedule = parse_schedule(
             args.retry_schedule.or(file.retry_schedule).as_deref().unwrap_or(DEFAULT_RETRY_SCHEDULE),
         )?;
@@ -267,6 +284,7 @@ impl Settings {
             allowed_roles,
             secrets_key: args.secrets_key.or(file.secrets_key),
             body_limit,
+            event_data_limit,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             retry_schedule,
             extra_ca_file: args.extra_ca_file.or(file.extra_ca_file),
@@ -334,8 +352,30 @@ mod tests {
         assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
         assert_eq!(defaults.database_max_connections, 16);
         assert_eq!(defaults.statement_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.event_data_limit, 65536);
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
+    }
+
+    #[test]
+    fn limits_layer_like_every_setting_and_refuse_values_that_would_block_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhooks.toml");
+        std::fs::write(&file, "event_data_limit = 4096\n").unwrap();
+        let from_file =
+            Settings::load(SettingsArgs { config: Some(file.clone()), ..Default::default() }).unwrap();
+        assert_eq!(from_file.event_data_limit, 4096);
+        let from_flags = Settings::load(SettingsArgs {
+            config: Some(file),
+            event_data_limit: Some(5000),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_flags.event_data_limit, 5000);
+
+        let tiny = Settings::load(SettingsArgs { event_data_limit: Some(255), ..Default::default() });
+        assert!(format!("{:#}", tiny.unwrap_err()).contains("event_data_limit"));
+        assert!(Settings::load(SettingsArgs { event_data_limit: Some(256), ..Default::default() }).is_ok());
     }
 
     #[test]
