@@ -18,6 +18,8 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "api::bad_requests_through_the_generated_client",
             "conformance::every_conformance_case_gets_the_reference_answer",
             "crash::kill_9_right_after_201_loses_nothing",
+            "rules::an_owner_gets_the_default_number_of_webhooks_and_not_one_more_even_when_racing",
+            "rules::the_configured_limit_is_the_one_enforced_and_named",
             "rules::empty_secrets_are_refused_on_create_and_update_and_change_nothing",
         ],
         WEBHOOK_AUTH_TESTS,

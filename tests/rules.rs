@@ -1,7 +1,9 @@
-//! The contract's input rules end to end: non-empty secrets, deliverable event ids, no U+0000
-//! where PostgreSQL stores text, and the size of an event's `data`. Every refusal is checked to the byte against
+//! The contract's quotas and input rules end to end: the webhook limit per owner (also under
+//! concurrent creates), non-empty secrets, deliverable event ids, no U+0000 where PostgreSQL
+//! stores text, and the size of an event's `data`. Every refusal is checked to the byte against
 //! the contract and to change nothing; `WEBHOOKS_E2E_BACKEND=postgres` runs it all on PostgreSQL.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -11,13 +13,20 @@ use webhooks_client::types::{
     UserWebhookEvent as Event,
 };
 use webhooks_e2e::receiver::Receiver;
-use webhooks_e2e::{json as parse, operation_example, trust_receiver, TestServer, PUBLISH_SCOPE};
+use webhooks_e2e::{
+    error_parts, json as parse, operation_example, trust_receiver, TestServer, PUBLISH_SCOPE,
+};
 
 const COLLECTION: &str = "/api/v2/public/webhooks/user";
 const EVENTS: &str = "/api/v2/internal/events";
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// Bound of every wait for a delivery (the worker polls every 500 ms).
 const WAIT: Duration = Duration::from_secs(15);
+
+/// The documented answer to a create beyond the (default) limit.
+fn limit_reached() -> String {
+    operation_example("post", COLLECTION, "400", "WebhookLimitReached")
+}
 
 fn bad_request(messages: &[&str]) -> Value {
     json!({"message": messages, "error": "Bad Request", "statusCode": 400})
@@ -42,6 +51,69 @@ async fn send(server: &TestServer, method: &str, path: &str, token: &str, body: 
 /// The owner's webhooks as stored (ids in creation order).
 async fn stored_ids(client: &webhooks_client::Client) -> Vec<String> {
     client.list_user_webhooks().await.unwrap().into_inner().data.into_iter().map(|w| w.id).collect()
+}
+
+#[tokio::test]
+async fn an_owner_gets_the_default_number_of_webhooks_and_not_one_more_even_when_racing() {
+    let server = TestServer::start().await;
+    let client = server.client("client-a", "user-1");
+    // 110 creates at once: exactly the limit's worth succeed, whichever they are.
+    let creates: Vec<_> = (0..110)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.create_user_webhook(&hook(n)).await })
+        })
+        .collect();
+    let (mut created, mut refused) = (BTreeSet::new(), Vec::new());
+    for create in creates {
+        match create.await.unwrap() {
+            Ok(answer) => {
+                assert_eq!(answer.status(), 201);
+                created.insert(answer.into_inner().data.id);
+            }
+            Err(error) => refused.push(error_parts(error).await),
+        }
+    }
+    assert_eq!(created.len(), 100);
+    // The generated client decodes the refusal as the documented `BadRequestError`.
+    assert_eq!(refused, vec![(400, parse(&limit_reached())); 10]);
+    let stored = stored_ids(&client).await;
+    assert_eq!(stored.iter().cloned().collect::<BTreeSet<_>>(), created);
+    assert_eq!(stored.len(), 100);
+
+    // Byte for byte the documented example, and still nothing stored.
+    let token = server.token("client-a", "user-1");
+    let body = serde_json::to_vec(&hook(200)).unwrap();
+    assert_eq!(send(&server, "POST", COLLECTION, &token, &body).await, (400, limit_reached()));
+    assert_eq!(stored_ids(&client).await, stored);
+
+    // The limit is per client and user: the same user of another client, and another user of
+    // the same client, have their own.
+    for (client_id, user) in [("client-b", "user-1"), ("client-a", "user-2")] {
+        let other = server.client(client_id, user);
+        assert_eq!(other.create_user_webhook(&hook(0)).await.unwrap().status(), 201, "{client_id} {user}");
+    }
+    // Deleting one makes room for exactly one.
+    client.delete_user_webhook(&stored[0]).await.unwrap();
+    assert_eq!(client.create_user_webhook(&hook(300)).await.unwrap().status(), 201);
+    let error = client.create_user_webhook(&hook(301)).await.unwrap_err();
+    assert_eq!(error_parts(error).await, (400, parse(&limit_reached())));
+    assert_eq!(stored_ids(&client).await.len(), 100);
+}
+
+#[tokio::test]
+async fn the_configured_limit_is_the_one_enforced_and_named() {
+    let server = TestServer::start_with(|settings| settings.max_webhooks_per_owner = 2).await;
+    let client = server.client("client-a", "user-1");
+    for n in 0..2 {
+        assert_eq!(client.create_user_webhook(&hook(n)).await.unwrap().status(), 201);
+    }
+    let token = server.token("client-a", "user-1");
+    let body = serde_json::to_vec(&hook(2)).unwrap();
+    let expected = limit_reached().replace("at most 100 webhooks", "at most 2 webhooks");
+    assert_ne!(expected, limit_reached());
+    assert_eq!(send(&server, "POST", COLLECTION, &token, &body).await, (400, expected));
+    assert_eq!(stored_ids(&client).await.len(), 2);
 }
 
 #[tokio::test]

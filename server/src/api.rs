@@ -21,6 +21,8 @@ pub struct WebhooksApi {
     pub store: Store,
     pub auth: Authenticator,
     pub body_limit: usize,
+    /// Most webhooks one owner (client and user) may have.
+    pub max_webhooks_per_owner: u32,
     /// Largest published `data`, in bytes of compact JSON.
     pub event_data_limit: usize,
     /// Wakes this process's delivery worker when an event is published.
@@ -80,10 +82,13 @@ impl Api for WebhooksApi {
             _ => vec![generate_secret()],
         };
         let new = NewWebhook { url: body.url, events: event_names(&body.events), secrets };
-        let webhook = self.store.create(&principal.into(), new).await?;
-        Ok(responses::CreateUserWebhook::Created(types::CreateUserWebhookResponse {
-            data: to_contract(webhook)?,
-        }))
+        let limit = self.max_webhooks_per_owner;
+        Ok(match self.store.create(&principal.into(), new, limit).await? {
+            Some(webhook) => responses::CreateUserWebhook::Created(types::CreateUserWebhookResponse {
+                data: to_contract(webhook)?,
+            }),
+            None => responses::CreateUserWebhook::BadRequest(error::webhook_limit_reached(limit)),
+        })
     }
 
     async fn list_user_webhooks(

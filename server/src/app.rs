@@ -114,6 +114,7 @@ impl App {
             store,
             auth,
             body_limit: settings.body_limit,
+            max_webhooks_per_owner: settings.max_webhooks_per_owner,
             event_data_limit: settings.event_data_limit,
             waker,
         });

@@ -15,6 +15,10 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
 /// The documented retry schedule: after 5, 30 and 60 minutes.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5m,30m,60m";
+/// Webhooks one owner (a client and user) may have. Integrations register a handful (one per
+/// environment or event family); a hundred leaves room for that while bounding the deliveries
+/// one token can attach to every event of its user (and the work of counting them).
+pub const DEFAULT_MAX_WEBHOOKS_PER_OWNER: u32 = 100;
 /// Largest published `data`, in bytes of compact JSON (as stored and delivered). The documented
 /// payloads take under 200 bytes; 64 KiB leaves ample room for extra fields while the delivered
 /// body (`data` plus a short envelope) stays below the 100 kB request limit that receivers built on
@@ -121,6 +125,9 @@ pub struct SettingsArgs {
     /// Largest request body in bytes [default: 102400].
     #[arg(long, env = "WEBHOOKS_BODY_LIMIT", global = true)]
     pub body_limit: Option<usize>,
+    /// Most webhooks one owner (client and user) may have [default: 100].
+    #[arg(long, env = "WEBHOOKS_MAX_WEBHOOKS_PER_OWNER", global = true)]
+    pub max_webhooks_per_owner: Option<u32>,
     /// Largest published event `data`, in bytes of compact JSON [default: 65536].
     #[arg(long, env = "WEBHOOKS_EVENT_DATA_LIMIT", global = true)]
     pub event_data_limit: Option<usize>,
@@ -177,6 +184,7 @@ struct FileSettings {
     allowed_roles: Option<Vec<String>>,
     secrets_key: Option<String>,
     body_limit: Option<usize>,
+    max_webhooks_per_owner: Option<u32>,
     event_data_limit: Option<usize>,
     log_format: Option<LogFormat>,
     retry_schedule: Option<String>,
@@ -204,6 +212,7 @@ pub struct Settings {
     pub allowed_roles: Vec<String>,
     pub secrets_key: Option<String>,
     pub body_limit: usize,
+    pub max_webhooks_per_owner: u32,
     pub event_data_limit: usize,
     pub log_format: LogFormat,
     pub retry_schedule: Vec<Duration>,
@@ -233,6 +242,13 @@ impl Settings {
             bail!("allowed_roles is empty: nobody could use the API");
         }
         let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+        let max_webhooks_per_owner = args
+            .max_webhooks_per_owner
+            .or(file.max_webhooks_per_owner)
+            .unwrap_or(DEFAULT_MAX_WEBHOOKS_PER_OWNER);
+        if max_webhooks_per_owner == 0 {
+            bail!("max_webhooks_per_owner must be at least 1, or no webhook could be created");
+        }
         let event_data_limit =
             args.event_data_limit.or(file.event_data_limit).unwrap_or(DEFAULT_EVENT_DATA_LIMIT);
         if event_data_limit < MIN_EVENT_DATA_LIMIT {
@@ -284,6 +300,7 @@ impl Settings {
             allowed_roles,
             secrets_key: args.secrets_key.or(file.secrets_key),
             body_limit,
+            max_webhooks_per_owner,
             event_data_limit,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             retry_schedule,
@@ -352,6 +369,7 @@ mod tests {
         assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
         assert_eq!(defaults.database_max_connections, 16);
         assert_eq!(defaults.statement_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.max_webhooks_per_owner, 100);
         assert_eq!(defaults.event_data_limit, 65536);
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
@@ -361,17 +379,21 @@ mod tests {
     fn limits_layer_like_every_setting_and_refuse_values_that_would_block_everything() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("webhooks.toml");
-        std::fs::write(&file, "event_data_limit = 4096\n").unwrap();
+        std::fs::write(&file, "max_webhooks_per_owner = 7\nevent_data_limit = 4096\n").unwrap();
         let from_file =
             Settings::load(SettingsArgs { config: Some(file.clone()), ..Default::default() }).unwrap();
-        assert_eq!(from_file.event_data_limit, 4096);
+        assert_eq!((from_file.max_webhooks_per_owner, from_file.event_data_limit), (7, 4096));
         let from_flags = Settings::load(SettingsArgs {
             config: Some(file),
+            max_webhooks_per_owner: Some(8),
             event_data_limit: Some(5000),
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(from_flags.event_data_limit, 5000);
+        assert_eq!((from_flags.max_webhooks_per_owner, from_flags.event_data_limit), (8, 5000));
+
+        let zero = Settings::load(SettingsArgs { max_webhooks_per_owner: Some(0), ..Default::default() });
+        assert!(format!("{:#}", zero.unwrap_err()).contains("max_webhooks_per_owner"));
 
         let tiny = Settings::load(SettingsArgs { event_data_limit: Some(255), ..Default::default() });
         assert!(format!("{:#}", tiny.unwrap_err()).contains("event_data_limit"));
