@@ -12,6 +12,7 @@
 #   WEBHOOKS_SERVER=path     server binary   [target/release/webhooks-server, built here]
 #   SKIP_BUILD=1             do not run cargo build first
 #   RESULTS_FILE=path        [bench/results/api-<date>-<time>.md]
+#   CREATE_OWNERS=N          owners the create scenario spreads over [250 per second of it]
 #
 # Only 127.0.0.1 is contacted. Both servers are stopped on exit.
 set -euo pipefail
@@ -114,6 +115,12 @@ mkdir -p "$DATA"
 token() { "$SERVER_BIN" --data-dir "$DATA" token --client-id bench-client --sub "$1" --ttl 2h | tail -n1; }
 CREATE_TOKEN=$(token bench-create)
 LIST_TOKEN=$(token bench-list)
+# shellcheck source=bench/tokens.sh
+source "$HERE/tokens.sh"
+CREATE_OWNERS=$(create_owners "$WARMUP" "$DURATION")
+echo "minting $CREATE_OWNERS tokens for the create scenario (bench-create-1 …)"
+mint_tokens "$WORK/create-tokens" "$CREATE_OWNERS" bench-create \
+    "$SERVER_BIN" --data-dir "$DATA" token --client-id bench-client --ttl 2h
 
 start server "$SERVER_BIN" --data-dir "$DATA" --bind 127.0.0.1:0 --rate-limit "$RATE_LIMIT" serve
 SERVER_PID=$PID
@@ -144,13 +151,13 @@ echo "idle RSS: server $IDLE_RSS MB, bare $BARE_IDLE_RSS MB; the 400 answer: $BA
 
 # --- load -------------------------------------------------------------------------------
 declare -A RPS P50 P99 MAXL REQS NON2XX SOCKERR LOAD OTHER SERVER_CPU
-# measure NAME URL METHOD [BODY [TOKEN]] — a warm-up run, then the measured run.
+# measure NAME URL METHOD [BODY [TOKEN [TOKENS_FILE]]] — a warm-up run, then the measured run.
 measure() {
-    local name=$1 url=$2 method=$3 body=${4:-} token=${5:-}
+    local name=$1 url=$2 method=$3 body=${4:-} token=${5:-} tokens=${6:-}
     # wrk runs in the background and is waited for, so that a signal stops the script (and,
     # through the trap, wrk) at once rather than after the run.
     run_wrk() { # DURATION OUTPUT
-        export WRK_METHOD=$method WRK_BODY=$body WRK_TOKEN=$token
+        export WRK_METHOD=$method WRK_BODY=$body WRK_TOKEN=$token WRK_TOKENS=$tokens
         exec wrk -t "$THREADS" -c "$CONNECTIONS" -d "$1" --latency -s "$LUA" "$url" >"$2"
     }
     run_wrk "$WARMUP" /dev/null &
@@ -201,7 +208,7 @@ measure bare_get "$BARE/bare" GET
 measure bad_400 "$WEBHOOKS" POST '{}' "$CREATE_TOKEN"
 measure list_20 "$WEBHOOKS" GET "" "$LIST_TOKEN"
 DISK_BEFORE=$(disk_probe)
-measure create "$WEBHOOKS" POST "$CREATE_BODY" "$CREATE_TOKEN"
+measure create "$WEBHOOKS" POST "$CREATE_BODY" "" "$WORK/create-tokens"
 DISK_AFTER=$(disk_probe)
 
 sleep 1
@@ -213,7 +220,7 @@ kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during the load; log: 
 # still in flight when wrk stopped, and the warm-up's).
 ROWS="?"
 if command -v sqlite3 >/dev/null; then
-    ROWS=$(sqlite3 "file:$DATA/webhooks.db?mode=ro" "SELECT COUNT(*) FROM webhooks WHERE user_id = 'bench-create'" 2>/dev/null || echo "?")
+    ROWS=$(sqlite3 "file:$DATA/webhooks.db?mode=ro" "SELECT COUNT(*) FROM webhooks WHERE user_id LIKE 'bench-create-%'" 2>/dev/null || echo "?")
 fi
 CREATED_OK=$((REQS[create] - NON2XX[create]))
 LOG_WARN=$(grep -c ' WARN ' "$WORK/server.log" || true)

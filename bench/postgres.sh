@@ -65,13 +65,19 @@ start() {
     die "$name did not start"
 }
 
-TOKEN=$("$BIN" --data-dir "$WORK/token" --jwt-secret "$JWT_SECRET" token --client-id bench --sub bench-create --ttl 2h | tail -n1)
+# shellcheck source=bench/tokens.sh
+source "$ROOT/bench/tokens.sh"
+# Each configuration has a database of its own; two replicas share one, each driven by its own wrk.
+OWNERS=$(create_owners 2s "$DURATION" 2s "$DURATION")
+echo "minting $OWNERS tokens for the creates (bench-create-1 …)"
+mint_tokens "$WORK/tokens" "$OWNERS" bench-create \
+    "$BIN" --data-dir "$WORK/token" --jwt-secret "$JWT_SECRET" token --client-id bench --ttl 2h
 BODY='{"url":"https://example.com/webhook","events":["facility.creation.accepted"]}'
 
 # wrk_create URL CONNECTIONS OUT — creates for DURATION after a short warm-up.
 wrk_create() {
-    WRK_METHOD=POST WRK_BODY=$BODY WRK_TOKEN=$TOKEN wrk -t 1 -c "$2" -d 2s -s "$LUA" "$1" >/dev/null
-    WRK_METHOD=POST WRK_BODY=$BODY WRK_TOKEN=$TOKEN wrk -t "$THREADS" -c "$2" -d "$DURATION" --latency -s "$LUA" "$1" >"$3"
+    WRK_METHOD=POST WRK_BODY=$BODY WRK_TOKENS=$WORK/tokens wrk -t 1 -c "$2" -d 2s -s "$LUA" "$1" >/dev/null
+    WRK_METHOD=POST WRK_BODY=$BODY WRK_TOKENS=$WORK/tokens wrk -t "$THREADS" -c "$2" -d "$DURATION" --latency -s "$LUA" "$1" >"$3"
 }
 field() { grep '^RESULT' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 

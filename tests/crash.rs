@@ -36,7 +36,7 @@ async fn kill_9_right_after_201_loses_nothing() {
     let mut created = BTreeMap::new();
     for i in 0..WEBHOOKS {
         // Half with given secrets, half with generated ones: both must survive.
-        let secrets = (i % 2 == 0).then(|| vec![format!("given-secret-{i}")]);
+        let secrets = (i % 2 == 0).then(|| vec![format!("given-secret-{i}").parse().unwrap()]);
         let request = CreateUserWebhookRequest {
             url: format!("https://hook-{i}.example.com/path"),
             events: vec![Event::FacilityCreationAccepted, Event::All],

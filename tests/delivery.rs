@@ -43,7 +43,8 @@ async fn server_for(
 
 /// Creates a webhook; returns its id.
 async fn create(client: &webhooks_client::Client, url: &str, events: Vec<Event>, secrets: &[&str]) -> String {
-    let secrets = (!secrets.is_empty()).then(|| secrets.iter().map(|s| (*s).to_owned()).collect());
+    let secrets =
+        (!secrets.is_empty()).then(|| secrets.iter().map(|s| s.parse().expect("a valid secret")).collect());
     let response = client
         .create_user_webhook(&CreateUserWebhookRequest { url: url.to_owned(), events, secrets })
         .await
@@ -284,7 +285,7 @@ async fn deliveries_are_signed_with_every_current_secret_and_rotation_retires_th
             &hook,
             &UpdateUserWebhookRequest {
                 events: vec![Event::All],
-                secrets: Some(vec!["secret-new".to_owned()]),
+                secrets: Some(vec!["secret-new".parse().unwrap()]),
                 url: None,
             },
         )

@@ -148,7 +148,7 @@ async fn kill_9_mid_delivery_loses_no_event() {
         .create_user_webhook(&CreateUserWebhookRequest {
             url: receiver.url("/crash"),
             events: vec![Event::All],
-            secrets: Some(vec![SECRET.to_owned()]),
+            secrets: Some(vec![SECRET.parse().unwrap()]),
         })
         .await
         .expect("creating the webhook");

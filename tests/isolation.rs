@@ -29,7 +29,7 @@ async fn other_callers_cannot_reach_a_webhook(server: &TestServer) {
         .create_user_webhook(&CreateUserWebhookRequest {
             url: "https://a.example.com/hook".into(),
             events: vec![Event::FacilityCreationAccepted],
-            secrets: Some(vec!["owner-secret".into()]),
+            secrets: Some(vec!["owner-secret".parse().unwrap()]),
         })
         .await
         .unwrap()
@@ -58,7 +58,7 @@ async fn other_callers_cannot_reach_a_webhook(server: &TestServer) {
         let update = UpdateUserWebhookRequest {
             events: vec![Event::All],
             url: Some("https://attacker.example.com/hook".into()),
-            secrets: Some(vec!["attacker-secret".into()]),
+            secrets: Some(vec!["attacker-secret".parse().unwrap()]),
         };
         let patch = other.update_user_webhook(&theirs.id, &update).await.unwrap_err();
         assert_eq!(error_parts(patch).await, not_found, "{who}: patch");

@@ -1,7 +1,7 @@
 //! The error bodies the server sends are the examples documented in `openapi.yaml`, byte for
 //! byte (compact JSON, keys in the order of the spec), and are snapshotted for review.
 
-use webhooks_e2e::{documented_body, TestServer, NURSE_USER};
+use webhooks_e2e::{documented_body, operation_example, spec, TestServer, NURSE_USER, PUBLISH_SCOPE};
 
 const COLLECTION: &str = "/api/v2/public/webhooks/user";
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -37,4 +37,36 @@ async fn error_bodies_are_the_documented_examples() {
         assert_eq!(response.text(), documented, "{status}");
         insta::assert_snapshot!(snapshot, response.text());
     }
+}
+
+/// `publishEvent` documents its own 400 examples: the validation one is what the server answers
+/// to the body it describes (`DataTooLarge` is checked in `rules.rs`).
+#[tokio::test]
+async fn publish_validation_answers_its_documented_example() {
+    let server = TestServer::start().await;
+    let publisher = format!("Bearer {}", server.token_with_scopes("publisher", "source", &[PUBLISH_SCOPE]));
+    let body = br#"{"id":"evt 1","eventType":"all","userId":"u\u0000","data":[]}"#;
+    let response = server
+        .raw("POST", "/api/v2/internal/events", &[JSON, ("Authorization", &publisher)], Some(body.to_vec()))
+        .await;
+    assert_eq!(response.status, 400);
+    assert_eq!(
+        response.text(),
+        operation_example("post", "/api/v2/internal/events", "400", "RequestValidation")
+    );
+}
+
+/// `createUserWebhook` documents its 400 inline (to add the webhook limit's example); the
+/// examples it shares with every other 400 are the same, byte for byte.
+#[test]
+fn create_documents_the_shared_400_examples_unchanged() {
+    let spec = spec();
+    let shared = &spec["components"]["responses"]["BadRequest"]["content"]["application/json"]["examples"];
+    let create =
+        &spec["paths"][COLLECTION]["post"]["responses"]["400"]["content"]["application/json"]["examples"];
+    for name in ["ExampleFromSchema", "RequestValidation"] {
+        assert!(!shared[name].is_null(), "{name}");
+        assert_eq!(create[name], shared[name], "{name}");
+    }
+    assert!(!create["WebhookLimitReached"].is_null());
 }

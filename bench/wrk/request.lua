@@ -2,6 +2,8 @@
 --   WRK_METHOD  GET (default) or POST
 --   WRK_BODY    request body; sent with Content-Type: application/json when set
 --   WRK_TOKEN   bearer token for the Authorization header, when set
+--   WRK_TOKENS  a file of bearer tokens, one per line, used in turn instead (each thread from its
+--               own starting point): a create benchmark spread over many owners
 -- At the end, done() prints one machine-readable line that api.sh parses:
 --   RESULT requests=… rps=… p50_ms=… p99_ms=… max_ms=… non2xx=… connect_err=… read_err=… write_err=… timeouts=…
 -- (non2xx is wrk's count of answers outside 200-399.)
@@ -17,6 +19,34 @@ if body ~= nil and body ~= "" then
 end
 if token ~= nil and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+local tokens = os.getenv("WRK_TOKENS")
+if tokens ~= nil and tokens ~= "" then
+  local next_thread = 0
+  function setup(thread)
+    thread:set("thread_index", next_thread)
+    next_thread = next_thread + 1
+  end
+
+  -- Formatted once per thread; request() only hands the next one out.
+  local requests = {}
+  local at = 0
+  function init(args)
+    for line in io.lines(tokens) do
+      if line ~= "" then
+        wrk.headers["Authorization"] = "Bearer " .. line
+        requests[#requests + 1] = wrk.format()
+      end
+    end
+    assert(#requests > 0, "WRK_TOKENS names an empty file")
+    at = (thread_index or 0) * 7919 % #requests
+  end
+
+  function request()
+    at = at % #requests + 1
+    return requests[at]
+  end
 end
 
 function done(summary, latency, requests)

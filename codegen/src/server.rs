@@ -12,11 +12,7 @@ use crate::schema::{component_schema, typify_schemas};
 use crate::{validators, Error};
 
 pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
-    let types = types(spec)?;
-    let operation_enum = operation_enum(api);
-    let responses = api.operations.iter().map(response_enum).collect::<Vec<_>>();
-    let methods = api.operations.iter().map(trait_method);
-    let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
+    // Validators first: their errors name the property (typify's would only name the type).
     let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
     let mut validators =
         bodies.into_iter().map(|schema| validators::generate(spec, schema)).collect::<Result<Vec<_>, _>>()?;
@@ -29,6 +25,11 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
         let doc = format!("Validates the query of `{}` (after defaults and number conversion).", op.id);
         validators.push(validators::validator(spec, &op.at(), &query_validator(op), &doc, &properties)?);
     }
+    let types = types(spec)?;
+    let operation_enum = operation_enum(api);
+    let responses = api.operations.iter().map(response_enum).collect::<Vec<_>>();
+    let methods = api.operations.iter().map(trait_method);
+    let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
     let queries = api.operations.iter().filter(|op| !op.query_params.is_empty()).map(query_struct);
     let router = router(api);
 

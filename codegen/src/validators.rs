@@ -1,13 +1,25 @@
 //! Request validators derived from the schema constraints, with class-validator semantics:
 //! every rule of a property is checked on its own against the raw JSON value and every
 //! failing rule adds its message. Per property the rules run in a fixed order: format,
-//! enum, lengths, bounds, item counts, then the type, then the rules of each item. An enum
-//! implies its type, so a property with an enum gets no separate type rule (as a DTO with
-//! only `@IsEnum` would). A property that is not required (or is nullable) is skipped when
-//! absent or null, like `@IsOptional`.
+//! pattern, enum, lengths, bounds, item counts, then the type, then `x-not-empty`, then the
+//! rules of each item (in the same order). An enum implies its type, so a property with an
+//! enum gets no separate type rule (as a DTO with only `@IsEnum` would). A property that is
+//! not required (or is nullable) is skipped when absent or null, like `@IsOptional`.
 //!
 //! Messages are class-validator's defaults, except a format's, which comes from the
 //! property's `x-validation-message` (the contract's own text).
+//!
+//! `pattern` is `@Matches(/pattern/)`: an ECMAScript regular expression (as JSON Schema
+//! means it), compiled here so that an invalid one is a build error, and at run time by the
+//! same engine (regress).
+//!
+//! `x-not-empty: true` stands beside `minLength: 1` (which says the same to every other reader
+//! of the contract) and replaces that rule with JSON Schema's own reading of it, reported with
+//! `@IsNotEmpty`'s message: only an empty string breaks it, and on `items` only the items of an
+//! actual array. So, unlike `@IsNotEmpty({ each: true })`, a `null` item or a value that is no
+//! array adds nothing: those already have their messages ("must be a string", "must be an
+//! array"), which stay exactly the reference's. It runs after the type rule (and the other item
+//! rules): a DTO that gains the decorator above its existing ones reports it last.
 
 use openapiv3::{OpenAPI, Schema, SchemaKind, StringFormat, Type, VariantOrUnknownOrEmpty};
 use proc_macro2::TokenStream;
@@ -98,6 +110,12 @@ fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Resu
         _ => return Err(Error::unsupported(at, "a validated property without a plain `type`")),
     };
     let mut rules = scalar_rules(at, name, schema, ty)?;
+    if not_empty(at, schema)? {
+        rules.push(Rule {
+            check: quote! { crate::rt::rules::not_empty_string(v) },
+            message: format!("{name} should not be empty"),
+        });
+    }
     if let Type::Array(array) = ty {
         if let Some(n) = array.min_items {
             rules.push(Rule {
@@ -133,6 +151,12 @@ fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Resu
                 message: format!("each value in {message}"),
             });
         }
+        if not_empty(at, items)? {
+            rules.push(Rule {
+                check: quote! { crate::rt::rules::items(v, |v| crate::rt::rules::not_empty_string(v)) },
+                message: format!("each value in {name} should not be empty"),
+            });
+        }
     }
     Ok(rules)
 }
@@ -159,8 +183,8 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
                 }),
                 other => return Err(Error::unsupported(at, format!("string format {other:?}"))),
             }
-            if s.pattern.is_some() {
-                return Err(Error::unsupported(at, "pattern"));
+            if let Some(pattern) = &s.pattern {
+                rules.push(pattern_rule(at, name, pattern)?);
             }
             if !s.enumeration.is_empty() {
                 let values: Vec<String> = s.enumeration.iter().flatten().cloned().collect();
@@ -171,7 +195,9 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
                 });
                 has_enum = true;
             }
-            if let Some(n) = s.min_length {
+            // `x-not-empty` (see `not_empty`) stands for `minLength: 1` in the validator.
+            let not_empty = not_empty(at, schema)?;
+            if let Some(n) = s.min_length.filter(|_| !not_empty) {
                 rules.push(Rule {
                     check: quote! { crate::rt::rules::min_length(v, #n) },
                     message: format!("{name} must be longer than or equal to {n} characters"),
@@ -229,4 +255,40 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
         Type::Object(_) => return Err(Error::unsupported(at, "nested objects with properties")),
     }
     Ok(rules)
+}
+
+/// The vendor extension for class-validator's `@IsNotEmpty()`.
+const NOT_EMPTY: &str = "x-not-empty";
+
+/// Whether `schema` carries `x-not-empty: true`: only on a string schema, and only beside
+/// `minLength: 1`, so that readers who do not know the extension are told the same.
+fn not_empty(at: &str, schema: &Schema) -> Result<bool, Error> {
+    match schema.schema_data.extensions.get(NOT_EMPTY) {
+        None | Some(serde_json::Value::Bool(false)) => return Ok(false),
+        Some(serde_json::Value::Bool(true)) => {}
+        Some(other) => {
+            return Err(Error::invalid(at, format!("{NOT_EMPTY} must be true or false, not {other}")))
+        }
+    }
+    match &schema.schema_kind {
+        SchemaKind::Type(Type::String(s)) if s.min_length == Some(1) => Ok(true),
+        SchemaKind::Type(Type::String(_)) => {
+            Err(Error::invalid(at, format!("{NOT_EMPTY} needs minLength: 1 (what it means in JSON Schema)")))
+        }
+        _ => Err(Error::unsupported(at, format!("{NOT_EMPTY} on a value that is not a string"))),
+    }
+}
+
+/// `@Matches(/pattern/)`: class-validator's message shows the expression as a JavaScript
+/// literal. The expression is compiled now, so an invalid one stops the build.
+fn pattern_rule(at: &str, name: &str, pattern: &str) -> Result<Rule, Error> {
+    regress::Regex::new(pattern).map_err(|e| Error::invalid(at, format!("pattern {pattern:?}: {e}")))?;
+    Ok(Rule {
+        check: quote! {{
+            static PATTERN: std::sync::LazyLock<Option<crate::rt::rules::Regex>> =
+                std::sync::LazyLock::new(|| crate::rt::rules::Regex::new(#pattern).ok());
+            crate::rt::rules::matches(v, PATTERN.as_ref())
+        }},
+        message: format!("{name} must match /{pattern}/ regular expression"),
+    })
 }

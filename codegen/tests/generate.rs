@@ -12,6 +12,39 @@ fn validators(server: &str) -> &str {
     &server[start..end]
 }
 
+/// The `secrets` of `CreateUserWebhookRequest`, up to its items.
+const CREATE_SECRETS: &str = "maxItems: 2\n          items:\n            type: string\n            minLength: 1\n            x-not-empty: true\n          description: |-\n            The secrets that will be used to verify the authenticity of the webhook.\n            If no value";
+
+/// The `id` of `PublishEventRequest`, its constraints.
+const EVENT_ID: &str = "minLength: 1\n          maxLength: 200\n          pattern: '^[\\x21-\\x7E]*$'\n";
+
+/// The body of the generated validator function `name`.
+fn validator<'a>(server: &'a str, name: &str) -> &'a str {
+    let validators = validators(server);
+    let start = validators.find(&format!("pub fn {name}(")).unwrap_or_else(|| panic!("no validator {name}"));
+    let end = validators[start..].find("\n    }\n").expect("end of the function") + start;
+    &validators[start..end]
+}
+
+/// The messages a validator can add, in the order it checks them.
+fn messages(validator: &str) -> Vec<String> {
+    validator.split(".push(").skip(1).map(|rest| string_literal(rest.trim_start())).collect()
+}
+
+/// The value of the Rust string literal `source` starts with (escapes `\\` and `\"` only).
+fn string_literal(source: &str) -> String {
+    let mut chars = source.strip_prefix('"').expect("a string literal").chars();
+    let mut value = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return value,
+            '\\' => value.push(chars.next().expect("an escaped character")),
+            c => value.push(c),
+        }
+    }
+    panic!("unterminated string literal")
+}
+
 fn with(old: &str, new: &str) -> String {
     assert!(SPEC.contains(old), "the spec no longer contains {old:?}");
     SPEC.replacen(old, new, 1)
@@ -39,7 +72,8 @@ fn the_checked_in_spec_generates() {
 fn a_constraint_changed_in_the_spec_changes_the_validator_and_its_message() {
     let original = generate(SPEC).unwrap();
     // maxItems of `secrets` in CreateUserWebhookRequest, 2 -> 3.
-    let changed = generate(&with("maxItems: 2\n          items:\n            type: string\n          description: |-\n            The secrets that will be used to verify the authenticity of the webhook.\n            If no value", "maxItems: 3\n          items:\n            type: string\n          description: |-\n            The secrets that will be used to verify the authenticity of the webhook.\n            If no value")).unwrap();
+    let changed =
+        generate(&with(CREATE_SECRETS, &CREATE_SECRETS.replace("maxItems: 2", "maxItems: 3"))).unwrap();
     let before = validators(&original.server);
     let after = validators(&changed.server);
     assert!(before.contains("secrets must contain no more than 2 elements"));
@@ -48,6 +82,116 @@ fn a_constraint_changed_in_the_spec_changes_the_validator_and_its_message() {
     // Only the create body changed; the update body still allows 2.
     assert_eq!(after.matches("no more than 2 elements").count(), 1);
     insta::assert_snapshot!("validators_with_max_items_3", after);
+}
+
+#[test]
+fn x_not_empty_is_a_not_empty_rule_after_the_other_rules_of_each_item() {
+    let original = generate(SPEC).unwrap();
+    let secrets_messages = |server: &str, name: &str| -> Vec<String> {
+        messages(validator(server, name)).into_iter().filter(|m| m.contains("secrets")).collect()
+    };
+    let expected = [
+        "secrets must contain no more than 2 elements",
+        "secrets must be an array",
+        "each value in secrets must be a string",
+        "each value in secrets should not be empty",
+    ];
+    assert_eq!(secrets_messages(&original.server, "create_user_webhook_request"), expected);
+    assert_eq!(secrets_messages(&original.server, "update_user_webhook_request"), expected);
+    assert!(validator(&original.server, "create_user_webhook_request")
+        .contains("crate::rt::rules::items(v, |v| crate::rt::rules::not_empty_string(v))"));
+
+    // Without the extension, `minLength: 1` is class-validator's `@MinLength(1)`, in its place.
+    let plain =
+        generate(&with(CREATE_SECRETS, &CREATE_SECRETS.replace("            x-not-empty: true\n", "")))
+            .unwrap();
+    assert_eq!(
+        secrets_messages(&plain.server, "create_user_webhook_request"),
+        [
+            "secrets must contain no more than 2 elements",
+            "secrets must be an array",
+            "each value in secrets must be longer than or equal to 1 characters",
+            "each value in secrets must be a string",
+        ]
+    );
+    // The update body keeps its own rule.
+    assert_eq!(secrets_messages(&plain.server, "update_user_webhook_request"), expected);
+
+    // On a property of its own (not an array's items), the message has no `each value in`.
+    let user_id = "          minLength: 1\n          pattern: '^[^\\x00]*$'\n";
+    let not_empty_user =
+        generate(&with(user_id, &format!("{user_id}          x-not-empty: true\n"))).unwrap();
+    let publish = messages(validator(&not_empty_user.server, "publish_event_request"));
+    let user: Vec<String> = publish.into_iter().filter(|m| m.starts_with("userId")).collect();
+    assert_eq!(
+        user,
+        [
+            "userId must match /^[^\\x00]*$/ regular expression",
+            "userId must be a string",
+            "userId should not be empty"
+        ]
+    );
+}
+
+#[test]
+fn x_not_empty_must_say_min_length_1_and_be_on_a_string() {
+    let without =
+        unsupported(&with(CREATE_SECRETS, &CREATE_SECRETS.replace("            minLength: 1\n", "")));
+    assert!(
+        without.contains("CreateUserWebhookRequest.secrets") && without.contains("minLength: 1"),
+        "{without}"
+    );
+    let two = unsupported(&with(CREATE_SECRETS, &CREATE_SECRETS.replace("minLength: 1", "minLength: 2")));
+    assert!(two.contains("minLength: 1"), "{two}");
+    let not_bool = unsupported(&with(
+        CREATE_SECRETS,
+        &CREATE_SECRETS.replace("x-not-empty: true", "x-not-empty: yes please"),
+    ));
+    assert!(not_bool.contains("x-not-empty must be true or false"), "{not_bool}");
+    let on_array =
+        unsupported(&with(CREATE_SECRETS, &format!("x-not-empty: true\n          {CREATE_SECRETS}")));
+    assert!(
+        on_array.contains("CreateUserWebhookRequest.secrets") && on_array.contains("not a string"),
+        "{on_array}"
+    );
+}
+
+#[test]
+fn a_pattern_is_a_matches_rule_that_follows_the_spec() {
+    let original = generate(SPEC).unwrap();
+    let publish = validator(&original.server, "publish_event_request");
+    let id: Vec<String> = messages(publish).into_iter().filter(|m| m.starts_with("id ")).collect();
+    assert_eq!(
+        id,
+        [
+            "id must match /^[\\x21-\\x7E]*$/ regular expression",
+            "id must be longer than or equal to 1 characters",
+            "id must be shorter than or equal to 200 characters",
+            "id must be a string",
+        ]
+    );
+    assert!(publish.contains(r#"Regex::new("^[\\x21-\\x7E]*$")"#), "{publish}");
+
+    let changed = generate(&with(EVENT_ID, &EVENT_ID.replace("\\x21-\\x7E", "A-Za-z0-9-"))).unwrap();
+    let publish = validator(&changed.server, "publish_event_request");
+    assert!(
+        messages(publish).iter().any(|m| m == "id must match /^[A-Za-z0-9-]*$/ regular expression"),
+        "{publish}"
+    );
+    assert!(publish.contains(r#"Regex::new("^[A-Za-z0-9-]*$")"#), "{publish}");
+    assert!(!publish.contains("x21"));
+
+    let removed =
+        generate(&with(EVENT_ID, &EVENT_ID.replace("          pattern: '^[\\x21-\\x7E]*$'\n", ""))).unwrap();
+    let publish = validator(&removed.server, "publish_event_request");
+    assert!(!publish.contains("id must match"), "{publish}");
+    assert!(publish.contains("userId must match"), "only the id's rule went: {publish}");
+}
+
+#[test]
+fn an_invalid_pattern_is_a_build_error_naming_the_property() {
+    let invalid = unsupported(&with(EVENT_ID, &EVENT_ID.replace("^[\\x21-\\x7E]*$", "^[\\x21-")));
+    assert!(invalid.contains("PublishEventRequest.id") && invalid.contains("pattern"), "{invalid}");
 }
 
 #[test]
@@ -80,11 +224,11 @@ fn unsupported(spec: &str) -> String {
 
 #[test]
 fn unsupported_constructs_are_build_errors_that_name_the_place() {
-    let pattern = unsupported(&with(
-        "format: https-url\n          x-validation-message",
-        "pattern: '^https'\n          format: https-url\n          x-validation-message",
+    let unique = unsupported(&with(
+        "minItems: 1\n          items:",
+        "minItems: 1\n          uniqueItems: true\n          items:",
     ));
-    assert!(pattern.contains("CreateUserWebhookRequest.url") && pattern.contains("pattern"), "{pattern}");
+    assert!(unique.contains("CreateUserWebhookRequest.events") && unique.contains("uniqueItems"), "{unique}");
 
     let unknown_format = unsupported(&with("format: https-url", "format: ftp-url"));
     assert!(unknown_format.contains("ftp-url"), "{unknown_format}");

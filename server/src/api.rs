@@ -24,6 +24,10 @@ pub struct WebhooksApi {
     pub body_limit: usize,
     /// The Public API's rate limit per client; `None` when it is off (`--rate-limit 0`).
     pub rate_limiter: Option<RateLimiter>,
+    /// Most webhooks one owner (client and user) may have.
+    pub max_webhooks_per_owner: u32,
+    /// Largest published `data`, in bytes of compact JSON.
+    pub event_data_limit: usize,
     /// Wakes this process's delivery worker when an event is published.
     pub waker: Option<Arc<Notify>>,
 }
@@ -86,14 +90,17 @@ impl Api for WebhooksApi {
         body: types::CreateUserWebhookRequest,
     ) -> Result<responses::CreateUserWebhook, Internal> {
         let secrets = match body.secrets {
-            Some(secrets) if !secrets.is_empty() => secrets,
+            Some(secrets) if !secrets.is_empty() => secrets.into_iter().map(String::from).collect(),
             _ => vec![generate_secret()],
         };
         let new = NewWebhook { url: body.url, events: event_names(&body.events), secrets };
-        let webhook = self.store.create(&principal.into(), new).await?;
-        Ok(responses::CreateUserWebhook::Created(types::CreateUserWebhookResponse {
-            data: to_contract(webhook)?,
-        }))
+        let limit = self.max_webhooks_per_owner;
+        Ok(match self.store.create(&principal.into(), new, limit).await? {
+            Some(webhook) => responses::CreateUserWebhook::Created(types::CreateUserWebhookResponse {
+                data: to_contract(webhook)?,
+            }),
+            None => responses::CreateUserWebhook::BadRequest(error::webhook_limit_reached(limit)),
+        })
     }
 
     async fn list_user_webhooks(
@@ -125,7 +132,10 @@ impl Api for WebhooksApi {
         let update = WebhookUpdate {
             url: body.url,
             events: event_names(&body.events),
-            secrets: body.secrets.filter(|s| !s.is_empty()),
+            secrets: body
+                .secrets
+                .filter(|s| !s.is_empty())
+                .map(|s| s.into_iter().map(String::from).collect()),
         };
         Ok(match self.store.update(&principal.into(), &webhook_id, update).await? {
             Some(w) => {
@@ -140,7 +150,7 @@ impl Api for WebhooksApi {
         principal: Principal,
         body: types::PublishEventRequest,
     ) -> Result<responses::PublishEvent, Internal> {
-        let errors = data_errors(body.event_type, &body.data);
+        let errors = data_errors(body.event_type, &body.data, self.event_data_limit);
         if !errors.is_empty() {
             return Ok(responses::PublishEvent::BadRequest(error::bad_request(
                 types::BadRequestErrorMessage::Array(errors),
@@ -255,12 +265,24 @@ fn required_data_fields(event_type: types::UserEventType) -> &'static [&'static 
     }
 }
 
-/// class-validator's nested messages for the payload of `event_type`.
-pub fn data_errors(event_type: types::UserEventType, data: &serde_json::Map<String, Value>) -> Vec<String> {
-    required_data_fields(event_type)
-        .iter()
-        .filter(|field| !matches!(data.get(**field), Some(Value::String(_))))
-        .map(|field| format!("data.{field} must be a string"))
+/// What is wrong with the payload of `event_type`: its size as compact JSON (what is stored
+/// and delivered) above `limit` bytes, then class-validator's nested messages for its fields.
+pub fn data_errors(
+    event_type: types::UserEventType,
+    data: &serde_json::Map<String, Value>,
+    limit: usize,
+) -> Vec<String> {
+    let size = serde_json::to_vec(data).map_or(usize::MAX, |json| json.len());
+    let too_large =
+        (size > limit).then(|| format!("data must be shorter than or equal to {limit} bytes as JSON"));
+    too_large
+        .into_iter()
+        .chain(
+            required_data_fields(event_type)
+                .iter()
+                .filter(|field| !matches!(data.get(**field), Some(Value::String(_))))
+                .map(|field| format!("data.{field} must be a string")),
+        )
         .collect()
 }
 

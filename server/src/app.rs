@@ -138,7 +138,15 @@ impl App {
         if rate_limiter.is_none() {
             tracing::warn!("the rate limit is off (rate_limit = 0): no client is ever answered 429");
         }
-        let api = Arc::new(WebhooksApi { store, auth, body_limit: settings.body_limit, rate_limiter, waker });
+        let api = Arc::new(WebhooksApi {
+            store,
+            auth,
+            body_limit: settings.body_limit,
+            rate_limiter,
+            max_webhooks_per_owner: settings.max_webhooks_per_owner,
+            event_data_limit: settings.event_data_limit,
+            waker,
+        });
         Ok(Self { api, worker, settings, _serve_lock: serve_lock })
     }
 

@@ -47,11 +47,19 @@ pub async fn main() -> anyhow::Result<()> {
 }
 
 async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
+    let data: serde_json::Value = serde_json::from_str(&args.data).context("--data is not JSON")?;
+    // The rules of `publishEvent`: an event recorded here must be as deliverable as one sent to
+    // the API (an id with a control character, say, could never be sent as a header).
+    let body =
+        serde_json::json!({"id": args.id, "eventType": args.event_type, "userId": args.user, "data": data});
+    let errors = webhooks::server::validate::publish_event_request(&body);
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
     let event_type: UserEventType =
         args.event_type.parse().map_err(|_| anyhow::anyhow!("unknown event type {:?}", args.event_type))?;
-    let data: serde_json::Value = serde_json::from_str(&args.data).context("--data is not JSON")?;
     let serde_json::Value::Object(data) = data else { bail!("--data must be a JSON object") };
-    let errors = data_errors(event_type, &data);
+    let errors = data_errors(event_type, &data, settings.event_data_limit);
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }

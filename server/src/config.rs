@@ -31,6 +31,17 @@ pub const DEFAULT_IDLE_TIMEOUT: &str = "75s";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Counting due deliveries costs a query; a Prometheus scrape is every 15-60 s.
 pub const DEFAULT_BACKLOG_REFRESH_INTERVAL: &str = "15s";
+/// Webhooks one owner (a client and user) may have. Integrations register a handful (one per
+/// environment or event family); a hundred leaves room for that while bounding the deliveries
+/// one token can attach to every event of its user (and the work of counting them).
+pub const DEFAULT_MAX_WEBHOOKS_PER_OWNER: u32 = 100;
+/// Largest published `data`, in bytes of compact JSON (as stored and delivered). The documented
+/// payloads take under 200 bytes; 64 KiB leaves ample room for extra fields while the delivered
+/// body (`data` plus a short envelope) stays below the 100 kB request limit that receivers built on
+/// common frameworks (body-parser's `100kb`) refuse above, and below this server's own body limit.
+pub const DEFAULT_EVENT_DATA_LIMIT: usize = 64 * 1024;
+/// Below this, documented payloads (a facility id and a user id) would not fit.
+const MIN_EVENT_DATA_LIMIT: usize = 256;
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -149,6 +160,12 @@ pub struct SettingsArgs {
     /// 429; 0 turns the limit off [default: 100].
     #[arg(long, env = "WEBHOOKS_RATE_LIMIT", global = true)]
     pub rate_limit: Option<u32>,
+    /// Most webhooks one owner (client and user) may have [default: 100].
+    #[arg(long, env = "WEBHOOKS_MAX_WEBHOOKS_PER_OWNER", global = true)]
+    pub max_webhooks_per_owner: Option<u32>,
+    /// Largest published event `data`, in bytes of compact JSON [default: 65536].
+    #[arg(long, env = "WEBHOOKS_EVENT_DATA_LIMIT", global = true)]
+    pub event_data_limit: Option<usize>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -210,6 +227,8 @@ struct FileSettings {
     idle_timeout: Option<String>,
     max_connections: Option<usize>,
     rate_limit: Option<u32>,
+    max_webhooks_per_owner: Option<u32>,
+    event_data_limit: Option<usize>,
     log_format: Option<LogFormat>,
     retry_schedule: Option<String>,
     extra_ca_file: Option<PathBuf>,
@@ -241,6 +260,8 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Public API requests per minute and client; 0: no limit.
     pub rate_limit: u32,
+    pub max_webhooks_per_owner: u32,
+    pub event_data_limit: usize,
     pub log_format: LogFormat,
     pub retry_schedule: Vec<Duration>,
     pub extra_ca_file: Option<PathBuf>,
@@ -271,6 +292,18 @@ impl Settings {
             bail!("allowed_roles is empty: nobody could use the API");
         }
         let body_limit = args.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+        let max_webhooks_per_owner = args
+            .max_webhooks_per_owner
+            .or(file.max_webhooks_per_owner)
+            .unwrap_or(DEFAULT_MAX_WEBHOOKS_PER_OWNER);
+        if max_webhooks_per_owner == 0 {
+            bail!("max_webhooks_per_owner must be at least 1, or no webhook could be created");
+        }
+        let event_data_limit =
+            args.event_data_limit.or(file.event_data_limit).unwrap_or(DEFAULT_EVENT_DATA_LIMIT);
+        if event_data_limit < MIN_EVENT_DATA_LIMIT {
+            bail!("event_data_limit must be at least {MIN_EVENT_DATA_LIMIT} bytes, or the documented payloads could not be published");
+        }
         let retry_schedule = parse_schedule(
             args.retry_schedule.or(file.retry_schedule).as_deref().unwrap_or(DEFAULT_RETRY_SCHEDULE),
         )?;
@@ -360,6 +393,8 @@ impl Settings {
             body_limit,
             connections,
             rate_limit: args.rate_limit.or(file.rate_limit).unwrap_or(DEFAULT_RATE_LIMIT),
+            max_webhooks_per_owner,
+            event_data_limit,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             retry_schedule,
             extra_ca_file: args.extra_ca_file.or(file.extra_ca_file),
@@ -455,6 +490,8 @@ mod tests {
         assert_eq!(defaults.database_max_connections, 16);
         assert_eq!(defaults.statement_timeout, Duration::from_secs(30));
         assert_eq!(defaults.backlog_refresh_interval, Duration::from_secs(15));
+        assert_eq!(defaults.max_webhooks_per_owner, 100);
+        assert_eq!(defaults.event_data_limit, 65536);
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
     }
@@ -489,6 +526,31 @@ mod tests {
         let command = Cli::command();
         let arg = command.get_arguments().find(|a| a.get_id() == "rate_limit").expect("--rate-limit");
         assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some("WEBHOOKS_RATE_LIMIT"));
+    }
+
+    #[test]
+    fn limits_layer_like_every_setting_and_refuse_values_that_would_block_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhooks.toml");
+        std::fs::write(&file, "max_webhooks_per_owner = 7\nevent_data_limit = 4096\n").unwrap();
+        let from_file =
+            Settings::load(SettingsArgs { config: Some(file.clone()), ..Default::default() }).unwrap();
+        assert_eq!((from_file.max_webhooks_per_owner, from_file.event_data_limit), (7, 4096));
+        let from_flags = Settings::load(SettingsArgs {
+            config: Some(file),
+            max_webhooks_per_owner: Some(8),
+            event_data_limit: Some(5000),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((from_flags.max_webhooks_per_owner, from_flags.event_data_limit), (8, 5000));
+
+        let zero = Settings::load(SettingsArgs { max_webhooks_per_owner: Some(0), ..Default::default() });
+        assert!(format!("{:#}", zero.unwrap_err()).contains("max_webhooks_per_owner"));
+
+        let tiny = Settings::load(SettingsArgs { event_data_limit: Some(255), ..Default::default() });
+        assert!(format!("{:#}", tiny.unwrap_err()).contains("event_data_limit"));
+        assert!(Settings::load(SettingsArgs { event_data_limit: Some(256), ..Default::default() }).is_ok());
     }
 
     #[test]

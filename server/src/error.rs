@@ -47,6 +47,14 @@ pub fn too_many_requests() -> TooManyRequestsError {
     }
 }
 
+/// A create beyond the owner's `limit`: a 400, so every client decodes it as the documented
+/// `BadRequestError` (it is not a rate: waiting does not help, deleting a webhook does).
+pub fn webhook_limit_reached(limit: u32) -> BadRequestError {
+    bad_request(BadRequestErrorMessage::String(format!(
+        "Webhook limit reached: a user may have at most {limit} webhooks per client"
+    )))
+}
+
 pub fn bad_request(message: BadRequestErrorMessage) -> BadRequestError {
     BadRequestError { message, error: "Bad Request".into(), status_code: 400 }
 }

@@ -5,6 +5,9 @@ use serde_json::Value;
 
 type V<'a> = Option<&'a Value>;
 
+/// The ECMAScript regular expressions of `pattern` rules (what JSON Schema and class-validator mean).
+pub use regress::Regex;
+
 pub fn is_string(v: V) -> bool {
     matches!(v, Some(Value::String(_)))
 }
@@ -64,6 +67,30 @@ pub fn min_length(v: V, n: usize) -> bool {
 /// `@MaxLength`, counted in UTF-16 code units as JavaScript does.
 pub fn max_length(v: V, n: usize) -> bool {
     matches!(v, Some(Value::String(s)) if s.encode_utf16().count() <= n)
+}
+
+/// `minLength: 1` as JSON Schema reads it (`x-not-empty`): only a string can be too short, so
+/// only `""` fails; other values are the type rule's to report.
+pub fn not_empty_string(v: V) -> bool {
+    !matches!(v, Some(Value::String(s)) if s.is_empty())
+}
+
+/// JSON Schema's `items`: a rule for the items of an array, which anything but an array passes
+/// (unlike [`each`], which checks a non-array as one item, as class-validator does).
+pub fn items(v: V, rule: impl Fn(V) -> bool) -> bool {
+    match v {
+        Some(Value::Array(items)) => items.iter().all(|item| rule(Some(item))),
+        _ => true,
+    }
+}
+
+/// `@Matches(pattern)`: a string the expression finds a match in (anywhere, as `RegExp.test`).
+/// No expression (it did not compile, which the generator rules out) matches nothing.
+pub fn matches(v: V, pattern: Option<&Regex>) -> bool {
+    match (v, pattern) {
+        (Some(Value::String(s)), Some(pattern)) => pattern.find(s).is_some(),
+        _ => false,
+    }
 }
 
 /// `@Min`.
@@ -158,6 +185,34 @@ mod tests {
         let items = json!(["a", 1]);
         assert!(!each(Some(&items), is_string));
         assert!(each(Some(&json!([])), is_string));
+    }
+
+    #[test]
+    fn not_empty_strings_refuse_only_the_empty_string_and_items_only_look_into_arrays() {
+        assert!(!not_empty_string(Some(&json!(""))));
+        for value in [json!(" "), json!("x"), json!(null), json!(0), json!(false), json!([]), json!({})] {
+            assert!(not_empty_string(Some(&value)), "{value}");
+        }
+        assert!(not_empty_string(None));
+        assert!(!items(Some(&json!(["a", ""])), not_empty_string));
+        for passes in [json!(["a", 5, null]), json!([]), json!(""), json!("x"), json!(5)] {
+            assert!(items(Some(&passes), not_empty_string), "{passes}");
+        }
+        assert!(items(None, not_empty_string));
+    }
+
+    #[test]
+    fn matches_searches_strings_only_and_fails_without_an_expression() {
+        let visible = Regex::new(r"^[\x21-\x7E]*$").unwrap();
+        assert!(matches(Some(&json!("evt-1_~!")), Some(&visible)));
+        assert!(matches(Some(&json!("")), Some(&visible)));
+        for bad in [json!("a b"), json!("a\u{1}"), json!("é"), json!("a\u{0}"), json!(5)] {
+            assert!(!matches(Some(&bad), Some(&visible)), "{bad}");
+        }
+        let anywhere = Regex::new("b").unwrap();
+        assert!(matches(Some(&json!("abc")), Some(&anywhere)), "unanchored, like RegExp.test");
+        assert!(!matches(Some(&json!("abc")), None));
+        assert!(!matches(None, Some(&anywhere)));
     }
 
     #[test]

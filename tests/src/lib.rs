@@ -245,6 +245,14 @@ pub fn documented_body(response: &str, example: &str) -> String {
     serde_json::to_string(value).expect("example converts to JSON")
 }
 
+/// A named example of an operation's own (inline) response, exactly as the server must send it.
+pub fn operation_example(method: &str, path: &str, status: &str, example: &str) -> String {
+    let value = &spec()["paths"][path][method]["responses"][status]["content"]["application/json"]
+        ["examples"][example]["value"];
+    assert!(!value.is_null(), "openapi.yaml has no example {method} {path} {status} {example}");
+    serde_json::to_string(value).expect("example converts to JSON")
+}
+
 /// The documented 401 body.
 pub fn unauthorized_body() -> String {
     documented_body("Unauthorized", "ExampleFromSchema")

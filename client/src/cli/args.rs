@@ -12,7 +12,10 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::types::{SearchWebhookLogsSortDirection, UserEventType, UserWebhookEvent};
+use crate::types::{
+    CreateUserWebhookRequestSecretsItem, SearchWebhookLogsSortDirection, UpdateUserWebhookRequestSecretsItem,
+    UserEventType, UserWebhookEvent,
+};
 
 /// Where the server is when neither `--base-url` nor `WEBHOOKS_URL` says.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
@@ -143,9 +146,9 @@ pub struct CreateArgs {
     #[arg(long, required = true, value_delimiter = ',', value_parser = webhook_event_parser(), value_name = "EVENT")]
     pub events: Vec<UserWebhookEvent>,
 
-    /// A signing secret; repeat for a second one (rotation). Without it the server generates one
+    /// A signing secret, not empty; repeat for a second one (rotation). Without it the server generates one
     #[arg(long = "secret", value_name = "SECRET")]
-    pub secrets: Vec<String>,
+    pub secrets: Vec<CreateUserWebhookRequestSecretsItem>,
 }
 
 #[derive(Debug, Args)]
@@ -161,9 +164,9 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 
-    /// New signing secrets (repeat for a second one); the stored ones are kept when absent
+    /// New signing secrets, not empty (repeat for a second one); the stored ones are kept when absent
     #[arg(long = "secret", value_name = "SECRET")]
-    pub secrets: Vec<String>,
+    pub secrets: Vec<UpdateUserWebhookRequestSecretsItem>,
 }
 
 #[derive(Debug, Args)]
@@ -356,7 +359,12 @@ mod tests {
                 UserWebhookEvent::FacilityCreationRejected
             ]
         );
-        assert_eq!(args.secrets, vec!["s1", "s2"]);
+        assert_eq!(args.secrets.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["s1", "s2"]);
+        // The contract's items refuse an empty secret (it would sign with an empty key).
+        let e = parse_err(&["create", "--url", "https://x", "--events", "all", "--secret", ""]);
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::ValueValidation, 2));
+        let e = parse_err(&["update", "id-1", "--events", "all", "--secret", "a", "--secret", ""]);
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::ValueValidation, 2));
 
         let e = parse_err(&[
             "create",

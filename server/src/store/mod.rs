@@ -161,8 +161,17 @@ impl Store {
         }
     }
 
-    pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, StoreError> {
-        dispatch!(self, s => s.create(owner, new).await)
+    /// Stores a new webhook of `owner`, unless the owner already has `limit` webhooks: then
+    /// `None`, and nothing is stored. Counting and inserting are one step per owner, whatever
+    /// runs at the same time (SQLite: one statement on the one writer; PostgreSQL: under a
+    /// per-owner lock shared by every replica).
+    pub async fn create(
+        &self,
+        owner: &Owner,
+        new: NewWebhook,
+        limit: u32,
+    ) -> Result<Option<Webhook>, StoreError> {
+        dispatch!(self, s => s.create(owner, new, limit).await)
     }
 
     /// The owner's webhooks in creation order.
@@ -263,6 +272,18 @@ impl Store {
 
 /// The webhook columns every read selects, in this order.
 const COLUMNS: &str = "id, client_id, user_id, url, events, secrets";
+
+/// A new webhook of `owner`, not stored yet.
+fn new_webhook(owner: &Owner, new: NewWebhook) -> Webhook {
+    Webhook {
+        id: uuid::Uuid::new_v4().to_string(),
+        client_id: owner.client_id.clone(),
+        user_id: owner.user_id.clone(),
+        url: new.url,
+        events: new.events,
+        secrets: new.secrets,
+    }
+}
 
 fn to_json(values: &[String]) -> String {
     serde_json::Value::from(values).to_string()

@@ -129,6 +129,8 @@ both_backends!(
     one_batch_records_many_deliveries_and_successive_attempts_of_one,
     the_log_filters_sorts_and_pages,
     purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_ones,
+    the_webhook_limit_is_per_owner_and_a_refused_create_changes_nothing,
+    concurrent_creates_on_two_stores_never_pass_the_limit,
 );
 
 fn owner(c: &str, u: &str) -> Owner {
@@ -141,7 +143,14 @@ async fn webhook(store: &Store, client: &str, user: &str, events: &[&str]) -> St
         events: events.iter().map(|e| e.to_string()).collect(),
         secrets: vec!["s".into()],
     };
-    store.create(&owner(client, user), new).await.unwrap().id
+    create(store, &owner(client, user), new).await.id
+}
+
+/// A limit no test but the limit's own comes near.
+const ROOMY: u32 = 1000;
+
+async fn create(store: &Store, owner: &Owner, new: NewWebhook) -> Webhook {
+    store.create(owner, new, ROOMY).await.unwrap().expect("below the limit")
 }
 
 fn event(id: Option<&str>, event_type: &str, user: &str) -> NewEvent {
@@ -193,7 +202,7 @@ async fn crud_is_scoped_to_the_owner(h: &Harness) {
         events: vec!["all".into()],
         secrets: vec!["s1".into(), "s2".into()],
     };
-    let created = store.create(&a, new).await.unwrap();
+    let created = create(store, &a, new).await;
     assert_eq!(store.get(&a, &created.id).await.unwrap().as_ref(), Some(&created));
     assert_eq!(store.get(&b, &created.id).await.unwrap(), None);
     assert!(store.list(&b).await.unwrap().is_empty());
@@ -295,18 +304,16 @@ async fn unknown_and_odd_ids_are_not_found(h: &Harness) {
 
 async fn secrets_are_sealed_in_the_database(h: &Harness) {
     let secret = "plain-text-secret-that-must-not-appear";
-    let created = h
-        .store
-        .create(
-            &owner("c", "u"),
-            NewWebhook {
-                url: "https://a.example".into(),
-                events: vec!["all".into()],
-                secrets: vec![secret.into()],
-            },
-        )
-        .await
-        .unwrap();
+    let created = create(
+        &h.store,
+        &owner("c", "u"),
+        NewWebhook {
+            url: "https://a.example".into(),
+            events: vec!["all".into()],
+            secrets: vec![secret.into()],
+        },
+    )
+    .await;
     let sealed = h.store.blobs("SELECT secrets FROM webhooks").await;
     assert_eq!(sealed.len(), 1);
     assert!(
@@ -598,6 +605,71 @@ async fn purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_on
     assert_eq!(store.count("SELECT COUNT(*) FROM attempts").await, 0);
 }
 
+fn new_hook(n: usize) -> NewWebhook {
+    NewWebhook {
+        url: format!("https://{n}.example/hook"),
+        events: vec!["all".into()],
+        secrets: vec!["s".into()],
+    }
+}
+
+/// Every webhook row, as text, to compare what is stored before and after.
+async fn stored_rows(store: &Store) -> Vec<String> {
+    store
+        .strings(
+            "SELECT id || ' ' || client_id || ' ' || user_id || ' ' || url || ' ' || events FROM webhooks ORDER BY seq",
+        )
+        .await
+}
+
+async fn the_webhook_limit_is_per_owner_and_a_refused_create_changes_nothing(h: &Harness) {
+    let store = &h.store;
+    let a = owner("c1", "u1");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(store.create(&a, new_hook(n), 3).await.unwrap().expect("below the limit").id);
+    }
+    let before = stored_rows(store).await;
+    assert_eq!(store.create(&a, new_hook(3), 3).await.unwrap(), None, "a fourth webhook");
+    assert_eq!(stored_rows(store).await, before, "a refused create stores nothing");
+    assert_eq!(store.list(&a).await.unwrap().into_iter().map(|w| w.id).collect::<Vec<_>>(), ids);
+    // The same user under another client, and another user of the same client, have their own.
+    for other in [owner("c2", "u1"), owner("c1", "u2")] {
+        assert!(store.create(&other, new_hook(9), 3).await.unwrap().is_some(), "{other:?}");
+    }
+    // A lower limit than the owner has (the setting was lowered) refuses as well.
+    assert_eq!(store.create(&a, new_hook(4), 2).await.unwrap(), None);
+    // Deleting one makes room for exactly one.
+    assert!(store.delete(&a, &ids[0]).await.unwrap());
+    let again = store.create(&a, new_hook(5), 3).await.unwrap().expect("room after a delete");
+    assert_eq!(store.create(&a, new_hook(6), 3).await.unwrap(), None);
+    assert_eq!(store.list(&a).await.unwrap().last().map(|w| w.id.clone()), Some(again.id));
+    assert_eq!(store.count("SELECT COUNT(*) FROM webhooks").await, 5);
+}
+
+/// Creates of one owner racing on two stores (two pools, and on SQLite two writers: what two
+/// processes have) and on many connections of each: the limit still holds exactly.
+async fn concurrent_creates_on_two_stores_never_pass_the_limit(h: &Harness) {
+    const LIMIT: u32 = 5;
+    let other = h.another().await;
+    for round in 0..4 {
+        let a = owner("c1", &format!("racer-{round}"));
+        let creates = (0..40).map(|n| {
+            let store = if n % 2 == 0 { h.store.clone() } else { other.clone() };
+            let a = a.clone();
+            tokio::spawn(async move { store.create(&a, new_hook(n), LIMIT).await.unwrap().is_some() })
+        });
+        let mut created = 0;
+        for create in creates.collect::<Vec<_>>() {
+            created += u32::from(create.await.unwrap());
+        }
+        assert_eq!(created, LIMIT, "round {round}: creates that succeeded");
+        let rows =
+            h.store.count(&format!("SELECT COUNT(*) FROM webhooks WHERE user_id = 'racer-{round}'")).await;
+        assert_eq!(rows, i64::from(LIMIT), "round {round}: rows stored");
+    }
+}
+
 /// SQLite only: neither the database file nor its WAL holds a secret in clear.
 #[tokio::test]
 async fn sqlite_files_hold_no_secret_in_clear() {
@@ -608,7 +680,7 @@ async fn sqlite_files_hold_no_secret_in_clear() {
         events: vec!["all".into()],
         secrets: vec![secret.into()],
     };
-    h.store.create(&owner("c", "u"), new).await.unwrap();
+    create(&h.store, &owner("c", "u"), new).await;
     h.store.close().await;
     let Database::Sqlite(dir) = &h.database else { unreachable!() };
     for name in ["t.db", "t.db-wal"] {

@@ -13,10 +13,15 @@ use sqlx::Connection;
 use sqlx::Postgres;
 
 use super::{
-    now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook, WebhookUpdate,
-    COLUMNS,
+    new_webhook, now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
+    WebhookUpdate, COLUMNS,
 };
 use crate::crypto::SecretBox;
+
+/// The seed of the hash that turns an owner into the 64-bit key of its advisory lock ("webhooks"
+/// in ASCII): keys of this store's own, apart from those of other users of advisory locks on the
+/// database (sqlx's migrations). Two owners sharing a key only take turns.
+const OWNER_LOCKS: i64 = 0x7765_6268_6f6f_6b73;
 
 /// `invalid_catalog_name`: the database does not exist.
 const MISSING_DATABASE: &str = "3D000";
@@ -64,20 +69,33 @@ impl PgStore {
         Ok(Self { pool, secrets })
     }
 
-    pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, StoreError> {
-        let webhook = Webhook {
-            id: uuid::Uuid::new_v4().to_string(),
-            client_id: owner.client_id.clone(),
-            user_id: owner.user_id.clone(),
-            url: new.url,
-            events: new.events,
-            secrets: new.secrets,
-        };
+    /// Two creates of one owner (on any replica) must not both count the same rows: each takes
+    /// the owner's advisory lock first, held until its transaction ends, and under read
+    /// committed the insert that follows sees what the previous holder committed. The wait
+    /// for the lock is bounded by `statement_timeout` (and is one create's length anyway).
+    pub async fn create(
+        &self,
+        owner: &Owner,
+        new: NewWebhook,
+        limit: u32,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let webhook = new_webhook(owner, new);
         let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
         let now = now_ms();
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        // The owner as a JSON array: no two owners give the same text.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
+            .bind(to_json(&[owner.client_id.clone(), owner.user_id.clone()]))
+            .bind(OWNER_LOCKS)
+            .execute(&mut *tx)
+            .await?;
+        // The count stops at the limit: an owner above a since-lowered limit costs no more
+        // than one at it.
+        let done = sqlx::query(
             "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $7
+              WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks
+                                            WHERE client_id = $2 AND user_id = $3 LIMIT $8) AS owned) < $8",
         )
         .bind(&webhook.id)
         .bind(&webhook.client_id)
@@ -86,10 +104,11 @@ impl PgStore {
         .bind(to_json(&webhook.events))
         .bind(sealed)
         .bind(now)
-        .bind(now)
-        .execute(&self.pool)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
         .await?;
-        Ok(webhook)
+        tx.commit().await?;
+        Ok((done.rows_affected() == 1).then_some(webhook))
     }
 
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {

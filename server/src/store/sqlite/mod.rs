@@ -15,8 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, SqlitePool};
 
 use super::{
-    now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook, WebhookUpdate,
-    COLUMNS,
+    new_webhook, now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
+    WebhookUpdate, COLUMNS,
 };
 use crate::crypto::SecretBox;
 use list_cache::ListCache;
@@ -71,24 +71,28 @@ impl SqliteStore {
         Ok(Self { pool, writer, secrets, lists: Arc::default() })
     }
 
-    pub async fn create(&self, owner: &Owner, new: NewWebhook) -> Result<Webhook, StoreError> {
-        let webhook = Webhook {
-            id: uuid::Uuid::new_v4().to_string(),
-            client_id: owner.client_id.clone(),
-            user_id: owner.user_id.clone(),
-            url: new.url,
-            events: new.events,
-            secrets: new.secrets,
-        };
+    /// The count and the insert are one statement on the one writer (inside its write
+    /// transaction), so no other write comes between them.
+    pub async fn create(
+        &self,
+        owner: &Owner,
+        new: NewWebhook,
+        limit: u32,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let webhook = new_webhook(owner, new);
         let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
         let created = self
             .writer
             .write_statement(move |conn| {
                 Box::pin(async move {
                     let now = now_ms();
-                    sqlx::query(
+                    // The count stops at the limit: an owner above a since-lowered limit
+                    // costs no more than one at it.
+                    let done = sqlx::query(
                         "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         SELECT ?, ?, ?, ?, ?, ?, ?, ?
+                          WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks
+                                                        WHERE client_id = ? AND user_id = ? LIMIT ?)) < ?",
                     )
                     .bind(&webhook.id)
                     .bind(&webhook.client_id)
@@ -98,9 +102,13 @@ impl SqliteStore {
                     .bind(sealed)
                     .bind(now)
                     .bind(now)
+                    .bind(&webhook.client_id)
+                    .bind(&webhook.user_id)
+                    .bind(i64::from(limit))
+                    .bind(i64::from(limit))
                     .execute(&mut *conn)
                     .await?;
-                    Ok(webhook)
+                    Ok((done.rows_affected() == 1).then_some(webhook))
                 })
             })
             .await;
