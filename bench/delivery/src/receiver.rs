@@ -333,4 +333,68 @@ mod tests {
         let two = format!("{header},v1=00ff");
         assert!(verify(b"s3cret", &two, b"{\"a\":1}", 1_700_000_000).is_ok());
     }
+
+    /// POSTs a delivery of `event` to `path` at `addr`, signed with `secret`: the status, or
+    /// the error when there was no answer.
+    async fn post(
+        client: &reqwest::Client,
+        addr: SocketAddr,
+        path: &str,
+        secret: &str,
+        event: &str,
+    ) -> Result<u16, reqwest::Error> {
+        let body = b"{\"data\":{},\"eventType\":\"facility.creation.accepted\"}".to_vec();
+        let response = client
+            .post(format!("https://{addr}{path}"))
+            .header(SIGNATURE_HEADER, sign(secret.as_bytes(), unix_now(), &body))
+            .header(EVENT_ID_HEADER, event)
+            .body(body)
+            .send()
+            .await?;
+        Ok(response.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn each_listener_answers_as_its_behaviour_says() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let receiver = Receiver::start().await.unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(receiver.ca_pem.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let shared = &receiver.shared;
+        for path in ["/ok", "/first", "/500", "/hang", "/hole"] {
+            shared.register(path, "secret-0123456789");
+        }
+
+        assert_eq!(post(&client, receiver.addr, "/ok", "secret-0123456789", "e1").await.unwrap(), 200);
+        assert!(shared.receipt("/ok", "e1").is_some());
+        assert_eq!(post(&client, receiver.addr, "/ok", "another-secret", "e2").await.unwrap(), 401);
+        assert_eq!((shared.refused.load(Ordering::Relaxed), shared.attempts("/ok", "e2")), (1, 0));
+
+        let first = receiver.listen(Behaviour::FailFirst).await.unwrap();
+        assert_eq!(post(&client, first, "/first", "secret-0123456789", "e1").await.unwrap(), 503);
+        assert!(shared.receipt("/first", "e1").is_none());
+        assert_eq!(post(&client, first, "/first", "secret-0123456789", "e1").await.unwrap(), 200);
+        assert!(shared.receipt("/first", "e1").is_some());
+        assert_eq!(shared.attempts("/first", "e1"), 2);
+
+        let error = receiver.listen(Behaviour::Error500).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(post(&client, error, "/500", "secret-0123456789", "e1").await.unwrap(), 500);
+        }
+        assert_eq!((shared.attempts("/500", "e1"), shared.receipt("/500", "e1")), (2, None));
+
+        let hang = receiver.listen(Behaviour::Hang).await.unwrap();
+        let hung = post(&client, hang, "/hang", "secret-0123456789", "e1").await.unwrap_err();
+        assert!(hung.is_timeout(), "{hung}");
+        assert_eq!(shared.attempts("/hang", "e1"), 1);
+
+        let hole = receiver.listen(Behaviour::BlackHole).await.unwrap();
+        let lost = post(&client, hole, "/hole", "secret-0123456789", "e1").await.unwrap_err();
+        assert!(lost.is_timeout(), "{lost}");
+        assert_eq!(shared.attempts("/hole", "e1"), 0);
+        assert_eq!(shared.verified.load(Ordering::Relaxed), 2);
+    }
 }

@@ -345,3 +345,25 @@ async fn get_json(world: &World, url: &str, token: &str) -> anyhow::Result<Value
     }
     bail!("GET {url}: {last}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_is_wrong_by_what_the_receiver_does() {
+        let row = |kind, success, failure, unfinished| KindRow {
+            kind: Some(kind),
+            success,
+            failure,
+            unfinished,
+            ..Default::default()
+        };
+        assert_eq!(row(Kind::Healthy, 10, 0, 0).problems(), 0);
+        assert_eq!(row(Kind::Healthy, 10, 2, 1).wrong_outcome(), 3);
+        assert_eq!(row(Kind::Error500, 0, 10, 0).problems(), 0);
+        assert_eq!(row(Kind::Error500, 1, 10, 2).wrong_outcome(), 3);
+        let missing = KindRow { missing_at_receiver: 1, ..row(Kind::FailsFirstAttempt, 5, 0, 0) };
+        assert_eq!(missing.problems(), 1);
+    }
+}

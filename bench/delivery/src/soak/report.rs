@@ -629,3 +629,61 @@ fn counts<K: std::fmt::Display, V: std::fmt::Display>(map: &BTreeMap<K, V>) -> S
     }
     map.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(rss: &[f64]) -> Vec<Sample> {
+        rss.iter()
+            .enumerate()
+            .map(|(i, &rss_mb)| Sample {
+                t: i as f64 * 10.0,
+                phase: "load",
+                rss_mb,
+                threads: 8,
+                fds: None,
+                cpu_pct: 0.0,
+                requests_per_sec: 0.0,
+                problems: 0,
+                p50_ms: 0.0,
+                p99_ms: 0.0,
+                received: 0,
+                pending: None,
+                db_mb: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rss_that_climbs_then_stays_levels_off() {
+        let samples = series(&[12.0, 20.0, 25.0, 27.0, 28.0, 28.5, 28.2, 28.9, 28.4]);
+        let v = rss_verdict(&samples, 90.0, 10.0, 2.0).unwrap();
+        assert_eq!((v.first_max, v.middle_max, v.last_max), (25.0, 28.5, 28.9));
+        assert!(v.levels_off);
+    }
+
+    #[test]
+    fn rss_that_keeps_climbing_does_not() {
+        let samples = series(&[12.0, 20.0, 25.0, 27.0, 29.0, 31.0, 33.0, 35.0, 37.0]);
+        let v = rss_verdict(&samples, 90.0, 10.0, 2.0).unwrap();
+        assert!(!v.levels_off, "last third {} against middle {}", v.last_max, v.middle_max);
+        assert!((v.slope_mb_per_min - 12.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn small_absolute_growth_is_within_the_slack() {
+        // +1.5 MB on 10 MB is 15%, over the share but under the 2 MB slack.
+        let samples = series(&[8.0, 9.0, 9.5, 10.0, 10.0, 10.0, 11.0, 11.5, 11.5]);
+        assert!(rss_verdict(&samples, 90.0, 10.0, 2.0).unwrap().levels_off);
+        assert!(!rss_verdict(&samples, 90.0, 10.0, 1.0).unwrap().levels_off);
+    }
+
+    #[test]
+    fn drain_samples_and_empty_thirds_give_no_verdict_on_their_own() {
+        let mut samples = series(&[10.0, 10.0]);
+        assert!(rss_verdict(&samples, 90.0, 10.0, 2.0).is_none());
+        samples.extend(series(&[50.0; 9]).into_iter().map(|s| Sample { phase: "drain", ..s }));
+        assert!(rss_verdict(&samples, 90.0, 10.0, 2.0).is_none());
+    }
+}
