@@ -125,6 +125,8 @@ pub struct RssVerdict {
     /// Least-squares slope over the middle and last thirds, MiB per minute.
     pub slope_mb_per_min: f64,
     pub levels_off: bool,
+    /// The server's threads when the middle third began, and at most in the last third.
+    pub threads: (u64, u64),
 }
 
 /// Compares the peak RSS of the last third of the load with the middle third's.
@@ -153,17 +155,23 @@ pub fn rss_verdict(
     let sxy: f64 = tail.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
     let sxx: f64 = tail.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
     let allowed = slack_mb.max(middle_max * tolerance_pct / 100.0);
+    let threads = (
+        load.iter().find(|s| s.t >= load_secs / 3.0).map_or(0, |s| s.threads),
+        load.iter().filter(|s| s.t >= 2.0 * load_secs / 3.0).map(|s| s.threads).max().unwrap_or(0),
+    );
     Some(RssVerdict {
         first_max,
         middle_max,
         last_max,
         slope_mb_per_min: if sxx > 0.0 { sxy / sxx } else { 0.0 },
         levels_off: last_max <= middle_max + allowed,
+        threads,
     })
 }
 
 pub struct Report {
     header: Vec<String>,
+    sqlite: bool,
     duration_secs: f64,
     sample_secs: f64,
     attempts: u32,
@@ -227,6 +235,7 @@ impl Report {
         ];
         Self {
             header,
+            sqlite: matches!(db, Database::Sqlite(_)),
             duration_secs: cfg.duration.as_secs_f64(),
             sample_secs: cfg.sample.as_secs_f64(),
             attempts: cfg.attempts,
@@ -332,6 +341,20 @@ impl Report {
                 ),
             ),
             None => lines(out, "- **memory: no verdict** (too few samples in some third of the load)"),
+        }
+        if let Some(v) = self.rss().filter(|v| v.threads.1 > v.threads.0) {
+            let why = if self.sqlite {
+                ": each connection the SQLite pool opens is a thread with its own page cache (2 MB by default), so RSS steps up with the pool until it is full (`--database-max-connections`)"
+            } else {
+                ""
+            };
+            lines(
+                out,
+                format!(
+                    "    - server threads grew from {} to {} over the last two thirds{why}",
+                    v.threads.0, v.threads.1
+                ),
+            );
         }
         let problems = self.delivery_problems();
         match &self.reconciliation {
