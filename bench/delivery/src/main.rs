@@ -1,5 +1,6 @@
 //! `delivery-bench [PATH-TO-webhooks-server]`: end-to-end webhook delivery of the release
 //! server, measured at an in-process HTTPS receiver that verifies every `Nursa-Signature`.
+//! (`delivery-bench soak [PATH]` runs the soak instead: see `soak/mod.rs`.)
 //!
 //! 1. starts the receiver (private CA, leaf for 127.0.0.1) and the server on a fresh data
 //!    directory with `--extra-ca-file` and `--allow-target 127.0.0.0/8`; with REPLICAS=N (and
@@ -19,6 +20,7 @@
 mod probe;
 mod receiver;
 mod server;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,17 +65,22 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
     }
 }
 
+/// The server binary: the command line's argument `position`, else WEBHOOKS_SERVER, else the
+/// workspace's release build.
+fn server_binary(position: usize) -> PathBuf {
+    let default_binary =
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/webhooks-server"));
+    std::env::args_os()
+        .nth(position)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("WEBHOOKS_SERVER").map(PathBuf::from))
+        .unwrap_or(default_binary)
+}
+
 impl Config {
     fn load() -> anyhow::Result<Self> {
-        let default_binary =
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/webhooks-server"));
-        let binary = std::env::args_os()
-            .nth(1)
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("WEBHOOKS_SERVER").map(PathBuf::from))
-            .unwrap_or(default_binary);
         let config = Self {
-            binary,
+            binary: server_binary(1),
             events: env_or("EVENTS", 20_000)?,
             publishers: env_or("PUBLISHERS", 32)?,
             webhooks: env_or("WEBHOOKS", 1)?,
@@ -541,6 +548,9 @@ async fn main() {
 async fn run() -> anyhow::Result<bool> {
     // reqwest is built without a default crypto provider, as in the server: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if std::env::args().nth(1).as_deref() == Some("soak") {
+        return soak::run().await;
+    }
     let cfg = Arc::new(Config::load()?);
     let temp = tempfile::Builder::new().prefix("delivery-bench-").tempdir()?;
     let receiver = Receiver::start().await?;

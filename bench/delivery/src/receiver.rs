@@ -2,13 +2,17 @@
 //! rustls with ring, hyper HTTP/1.1 with keep-alive. Every request must carry a valid
 //! `Nursa-Signature` for the secret registered for its path; a verified delivery is recorded
 //! with its receipt time (first receipt per path and event id; later ones count as duplicates).
+//!
+//! Besides the healthy listener `start()` opens, `listen()` opens more on other ports (each its
+//! own destination for the server) that misbehave as receivers do in production: answer 500,
+//! fail an event's first attempt only, never answer, or accept TCP and never speak TLS.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use hmac::{Hmac, Mac};
@@ -22,6 +26,7 @@ use rcgen::{
 };
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::Sha256;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -29,6 +34,24 @@ pub const SIGNATURE_HEADER: &str = "nursa-signature";
 pub const EVENT_ID_HEADER: &str = "nursa-event-id";
 /// A signature whose timestamp is further than this from now is refused (replay window).
 const TOLERANCE_SECS: i64 = 300;
+/// How long a hanging receiver holds a request (or a black hole a connection) at most: far
+/// beyond any delivery timeout, yet bounded.
+const HANG_BOUND: Duration = Duration::from_secs(120);
+
+/// How a listener answers a request whose signature verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Behaviour {
+    /// 200 at once; the delivery counts as received.
+    Healthy,
+    /// 503 for the first attempt of each event on a path, 200 (received) for later ones.
+    FailFirst,
+    /// 500, always.
+    Error500,
+    /// Reads the request, then answers nothing (until HANG_BOUND, then 503).
+    Hang,
+    /// Accepts TCP connections and never starts TLS (the client's handshake times out).
+    BlackHole,
+}
 
 #[derive(Default)]
 pub struct Shared {
@@ -46,6 +69,8 @@ pub struct Shared {
     pub tls_errors: AtomicU64,
     /// The first few refusal reasons, for the report.
     pub refusal_samples: Mutex<Vec<String>>,
+    /// "<path> <event id>" → signed requests seen, whatever was answered (every attempt).
+    attempts: Mutex<HashMap<String, u32>>,
 }
 
 impl Shared {
@@ -56,6 +81,19 @@ impl Shared {
     /// When `event_id` was first verified on `path`.
     pub fn receipt(&self, path: &str, event_id: &str) -> Option<Instant> {
         self.receipts.lock().unwrap().get(&format!("{path} {event_id}")).copied()
+    }
+
+    /// How many verified requests (attempts) for `event_id` reached `path`.
+    pub fn attempts(&self, path: &str, event_id: &str) -> u32 {
+        self.attempts.lock().unwrap().get(&format!("{path} {event_id}")).copied().unwrap_or(0)
+    }
+
+    /// Counts one more verified attempt; returns how many there were, this one included.
+    fn attempt(&self, path: &str, event_id: &str) -> u32 {
+        let mut attempts = self.attempts.lock().unwrap();
+        let count = attempts.entry(format!("{path} {event_id}")).or_insert(0);
+        *count += 1;
+        *count
     }
 
     fn refuse(&self, why: String) -> Response<Full<Bytes>> {
@@ -73,26 +111,40 @@ pub struct Receiver {
     pub addr: SocketAddr,
     pub ca_pem: String,
     pub shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
 }
 
 impl Receiver {
+    /// The receiver with its healthy listener at `addr`.
     pub async fn start() -> anyhow::Result<Self> {
         let (ca_pem, tls) = tls_config()?;
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the receiver")?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let acceptor = TlsAcceptor::from(tls);
-        let state = shared.clone();
+        let mut receiver = Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ca_pem, shared, acceptor };
+        receiver.addr = receiver.listen(Behaviour::Healthy).await?;
+        Ok(receiver)
+    }
+
+    /// Another listener on 127.0.0.1 (a port of its own: a destination of its own for the
+    /// server), with the same certificate and records, answering as `behaviour` says.
+    pub async fn listen(&self, behaviour: Behaviour) -> anyhow::Result<SocketAddr> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the receiver")?;
+        let addr = listener.local_addr()?;
+        let (acceptor, state) = (self.acceptor.clone(), self.shared.clone());
         // Ends with the process (the runtime drops it).
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
                 let _ = tcp.set_nodelay(true);
                 state.connections.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection(tcp, acceptor.clone(), state.clone()));
+                if behaviour == Behaviour::BlackHole {
+                    tokio::spawn(black_hole(tcp));
+                } else {
+                    tokio::spawn(connection(tcp, acceptor.clone(), state.clone(), behaviour));
+                }
             }
         });
-        Ok(Self { addr, ca_pem, shared })
+        Ok(addr)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -100,7 +152,22 @@ impl Receiver {
     }
 }
 
-async fn connection(tcp: tokio::net::TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+/// Reads and drops whatever the client sends (its TLS ClientHello) until it gives up and
+/// closes, or HANG_BOUND passes.
+async fn black_hole(mut tcp: tokio::net::TcpStream) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(HANG_BOUND, async {
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    behaviour: Behaviour,
+) {
     let tls = match acceptor.accept(tcp).await {
         Ok(tls) => tls,
         Err(_) => {
@@ -108,7 +175,7 @@ async fn connection(tcp: tokio::net::TcpStream, acceptor: TlsAcceptor, shared: A
             return;
         }
     };
-    let service = hyper::service::service_fn(move |req| handle(req, shared.clone()));
+    let service = hyper::service::service_fn(move |req| handle(req, shared.clone(), behaviour));
     let _ = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(tls), service)
@@ -121,7 +188,11 @@ fn answer(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    behaviour: Behaviour,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let signature = header(SIGNATURE_HEADER);
@@ -136,6 +207,18 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
     };
     if let Err(why) = verify(&secret, &signature, &body, unix_now()) {
         return Ok(shared.refuse(format!("{path} {event_id}: {why}")));
+    }
+    let attempt = shared.attempt(&path, &event_id);
+    match behaviour {
+        Behaviour::Healthy | Behaviour::BlackHole => {}
+        Behaviour::FailFirst if attempt > 1 => {}
+        Behaviour::FailFirst => return Ok(answer(StatusCode::SERVICE_UNAVAILABLE, "first attempt fails")),
+        Behaviour::Error500 => return Ok(answer(StatusCode::INTERNAL_SERVER_ERROR, "always fails")),
+        Behaviour::Hang => {
+            // The server gives up first and drops the connection, which drops this future.
+            tokio::time::sleep(HANG_BOUND).await;
+            return Ok(answer(StatusCode::SERVICE_UNAVAILABLE, "hung"));
+        }
     }
     let now = Instant::now();
     let first = {
@@ -249,5 +332,69 @@ mod tests {
         assert!(verify(b"s3cret", &header, b"{\"a\":1}", 1_700_001_000).is_err());
         let two = format!("{header},v1=00ff");
         assert!(verify(b"s3cret", &two, b"{\"a\":1}", 1_700_000_000).is_ok());
+    }
+
+    /// POSTs a delivery of `event` to `path` at `addr`, signed with `secret`: the status, or
+    /// the error when there was no answer.
+    async fn post(
+        client: &reqwest::Client,
+        addr: SocketAddr,
+        path: &str,
+        secret: &str,
+        event: &str,
+    ) -> Result<u16, reqwest::Error> {
+        let body = b"{\"data\":{},\"eventType\":\"facility.creation.accepted\"}".to_vec();
+        let response = client
+            .post(format!("https://{addr}{path}"))
+            .header(SIGNATURE_HEADER, sign(secret.as_bytes(), unix_now(), &body))
+            .header(EVENT_ID_HEADER, event)
+            .body(body)
+            .send()
+            .await?;
+        Ok(response.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn each_listener_answers_as_its_behaviour_says() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let receiver = Receiver::start().await.unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(receiver.ca_pem.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let shared = &receiver.shared;
+        for path in ["/ok", "/first", "/500", "/hang", "/hole"] {
+            shared.register(path, "secret-0123456789");
+        }
+
+        assert_eq!(post(&client, receiver.addr, "/ok", "secret-0123456789", "e1").await.unwrap(), 200);
+        assert!(shared.receipt("/ok", "e1").is_some());
+        assert_eq!(post(&client, receiver.addr, "/ok", "another-secret", "e2").await.unwrap(), 401);
+        assert_eq!((shared.refused.load(Ordering::Relaxed), shared.attempts("/ok", "e2")), (1, 0));
+
+        let first = receiver.listen(Behaviour::FailFirst).await.unwrap();
+        assert_eq!(post(&client, first, "/first", "secret-0123456789", "e1").await.unwrap(), 503);
+        assert!(shared.receipt("/first", "e1").is_none());
+        assert_eq!(post(&client, first, "/first", "secret-0123456789", "e1").await.unwrap(), 200);
+        assert!(shared.receipt("/first", "e1").is_some());
+        assert_eq!(shared.attempts("/first", "e1"), 2);
+
+        let error = receiver.listen(Behaviour::Error500).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(post(&client, error, "/500", "secret-0123456789", "e1").await.unwrap(), 500);
+        }
+        assert_eq!((shared.attempts("/500", "e1"), shared.receipt("/500", "e1")), (2, None));
+
+        let hang = receiver.listen(Behaviour::Hang).await.unwrap();
+        let hung = post(&client, hang, "/hang", "secret-0123456789", "e1").await.unwrap_err();
+        assert!(hung.is_timeout(), "{hung}");
+        assert_eq!(shared.attempts("/hang", "e1"), 1);
+
+        let hole = receiver.listen(Behaviour::BlackHole).await.unwrap();
+        let lost = post(&client, hole, "/hole", "secret-0123456789", "e1").await.unwrap_err();
+        assert!(lost.is_timeout(), "{lost}");
+        assert_eq!(shared.attempts("/hole", "e1"), 0);
+        assert_eq!(shared.verified.load(Ordering::Relaxed), 2);
     }
 }

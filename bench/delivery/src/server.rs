@@ -158,29 +158,40 @@ pub fn load1() -> String {
     }
 }
 
+pub enum Level {
+    Warn,
+    Error,
+}
+
+/// A log line's level when WARN or ERROR (text format without colours, or JSON).
+pub fn level(line: &str) -> Option<Level> {
+    if line.contains(" ERROR ") || line.contains("\"level\":\"ERROR\"") || line.starts_with("error") {
+        Some(Level::Error)
+    } else if line.contains(" WARN ") || line.contains("\"level\":\"WARN\"") {
+        Some(Level::Warn)
+    } else {
+        None
+    }
+}
+
 /// Lines of the server log at WARN or ERROR level (text or JSON format), and the first few.
 pub fn log_problems(log: &Path) -> (usize, usize, Vec<String>) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let (mut warn, mut error, mut samples) = (0, 0, Vec::new());
-    for line in text.lines() {
-        let is_error =
-            line.contains(" ERROR ") || line.contains("\"level\":\"ERROR\"") || line.starts_with("error");
-        let is_warn = line.contains(" WARN ") || line.contains("\"level\":\"WARN\"");
-        if is_error {
-            error += 1;
-        } else if is_warn {
-            warn += 1;
-        } else {
-            continue;
+    for line in text.lines().map(strip_ansi) {
+        match level(&line) {
+            Some(Level::Error) => error += 1,
+            Some(Level::Warn) => warn += 1,
+            None => continue,
         }
         if samples.len() < 8 {
-            samples.push(strip_ansi(line).chars().take(400).collect());
+            samples.push(line.chars().take(400).collect());
         }
     }
     (warn, error, samples)
 }
 
-fn strip_ansi(line: &str) -> String {
+pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
