@@ -6,6 +6,8 @@
 //! through `searchWebhookLogs`.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -16,6 +18,7 @@ use webhooks_client::types::{
     CreateUserWebhookRequest, PublishEventRequest, PublishedEvent, UpdateUserWebhookRequest,
     UserEventType as Type, UserWebhookEvent as Event,
 };
+use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
 use webhooks_e2e::receiver::{Mode, Receiver, Recorded, OK_BODY};
 use webhooks_e2e::{error_parts, forbidden_body, trust_receiver, TestServer, PUBLISH_SCOPE};
 
@@ -24,6 +27,8 @@ const LOGS: &str = "/api/v2/public/webhooks/logs";
 const EVENTS: &str = "/api/v2/internal/events";
 /// Bound of every wait for something that should happen within a poll or two of the worker.
 const WAIT: Duration = Duration::from_secs(15);
+/// The owner's log entry of an attempt the SSRF guard refused.
+const REFUSED: &str = "destination not allowed: not a public address";
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -526,8 +531,10 @@ async fn private_targets_are_refused_unless_allowed() {
         wait_for_log(&server, &token, "", WAIT, |e| e.len() == urls.len() && e.iter().all(attempted)).await;
     for entry in &entries {
         assert_eq!(entry["responseStatus"], Value::Null, "{entry:#}");
-        let body = entry["responseBody"].as_str().unwrap();
-        assert!(body.contains("refused"), "{entry:#}");
+        // Neither the address nor what a name resolved to: the owner's log is no probe of the
+        // server's network (the server's own log has them, see
+        // `refusals_name_the_address_in_the_server_log_only`).
+        assert_eq!(entry["responseBody"], REFUSED, "{entry:#}");
         assert_eq!(entry["status"], "failure");
         assert_eq!(entry["retries"], json!([]));
     }
@@ -977,4 +984,113 @@ async fn the_publish_command_writes_an_event_the_running_worker_delivers() {
     assert_eq!(entries.len(), 1);
     tokio::time::sleep(ms(600)).await;
     assert_eq!(receiver.requests().len(), 1, "delivered once");
+}
+
+/// A server binary (`--allow-target 127.0.0.0/8`, trusting `receiver`) in `dir` with `env`
+/// set: the environment of a process of its own, not this test binary's, shared by every test.
+async fn server_process(
+    dir: &std::path::Path,
+    receiver: &Receiver,
+    allow: &str,
+    env: &[(&str, &str)],
+) -> ServerProcess {
+    // This test's own clients (reqwest) need it, whatever ran before in this binary.
+    webhooks_e2e::install_crypto_provider();
+    let mut command = server_command(BIN, dir);
+    command.args(["--allow-target", allow]).arg("--extra-ca-file").arg(receiver.write_ca_file(dir));
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    ServerProcess::spawn(command, &dir.join("server.log")).await
+}
+
+/// `HTTPS_PROXY` / `ALL_PROXY` in the server's environment are ignored: a proxy would resolve
+/// the receiver's name itself, out of the SSRF guard's sight. The proxy here is a listener
+/// that must see no connection; the delivery goes straight to the receiver.
+#[tokio::test]
+async fn deliveries_never_go_through_a_proxy_from_the_environment() {
+    let receiver = Receiver::start().await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the proxy");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("proxy address"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let proxy_task = tokio::spawn(async move {
+        // Accepts and drops: a request sent through it fails.
+        while let Ok((_socket, _)) = proxy.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let env: Vec<(&str, &str)> = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .map(|name| (name, proxy_url.as_str()))
+        .to_vec();
+    let server = server_process(dir.path(), &receiver, "127.0.0.0/8", &env).await;
+    let token = cli_token(BIN, dir.path(), "client-a", "user-a", &[]).await;
+    let owner = webhooks_client::with_token(&server.base_url, &token).expect("a client");
+    create(&owner, &receiver.url("/direct"), vec![Event::All], &["direct-secret"]).await;
+    let publisher_token = cli_token(BIN, dir.path(), "publisher", "event-source", &[PUBLISH_SCOPE]).await;
+    let publisher = webhooks_client::with_token(&server.base_url, &publisher_token).expect("a client");
+    let published =
+        publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
+
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got.len(), 1, "delivered directly; the server's log:\n{}", server.log_text());
+    assert_eq!(event_id(&got[0]), published.id);
+    assert_signed_by(&got[0], "direct-secret");
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "the proxy saw a connection");
+    proxy_task.abort();
+}
+
+/// The owner's log says only that the destination is not allowed; the server's own log names
+/// the refused address, for its operators.
+#[tokio::test]
+async fn refusals_name_the_address_in_the_server_log_only() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    // 127.0.0.2 is loopback, outside the one address allowed.
+    let server = server_process(dir.path(), &receiver, "127.0.0.1/32", &[]).await;
+    let token = cli_token(BIN, dir.path(), "client-a", "user-a", &[]).await;
+    let owner = webhooks_client::with_token(&server.base_url, &token).expect("a client");
+    let url = format!("https://127.0.0.2:{}/refused", receiver.addr().port());
+    create(&owner, &url, vec![Event::All], &[]).await;
+    let publisher_token = cli_token(BIN, dir.path(), "publisher", "event-source", &[PUBLISH_SCOPE]).await;
+    let publisher = webhooks_client::with_token(&server.base_url, &publisher_token).expect("a client");
+    publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
+
+    let deadline = Instant::now() + WAIT;
+    let entry = loop {
+        let (status, body) = get_logs_at(&server.base_url, &token).await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(entry) = body["data"].as_array().and_then(|e| e.first()).filter(|e| attempted(e)) {
+            break entry.clone();
+        }
+        assert!(Instant::now() < deadline, "no attempt logged: {body}");
+        tokio::time::sleep(ms(50)).await;
+    };
+    assert_eq!(entry["responseBody"], REFUSED, "{entry:#}");
+    let log = server.log_text();
+    assert!(log.contains("127.0.0.2 is not a public address"), "the server's log:\n{log}");
+    assert!(receiver.requests().is_empty());
+}
+
+/// `GET` of the log from a server at `base_url`: (status, JSON body).
+async fn get_logs_at(base_url: &str, token: &str) -> (u16, Value) {
+    let response = webhooks_e2e::raw_http_client()
+        .get(format!("{base_url}{LOGS}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET the log");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
 }

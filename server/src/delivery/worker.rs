@@ -176,19 +176,36 @@ impl Worker {
     }
 }
 
+/// Why an attempt got no answer: what the owner's log says, and, when the server's log should
+/// say more (the refused address), what it says.
+struct NoAnswer {
+    logged: String,
+    detail: Option<String>,
+}
+
+impl NoAnswer {
+    fn new(logged: impl Into<String>) -> Self {
+        Self { logged: logged.into(), detail: None }
+    }
+
+    fn refused(refused: &TargetRefused) -> Self {
+        Self { logged: refused.to_string(), detail: Some(refused.detail()) }
+    }
+}
+
 /// One attempt at one delivery.
 async fn attempt(http: DeliveryHttp, schedule: Vec<Duration>, delivery: ClaimedDelivery) -> AttemptOutcome {
     let started = Instant::now();
     let at_ms = now_ms();
     let (url, result) = match &delivery.target {
-        None => (delivery.fallback_url.clone(), Err("webhook deleted: not sent".to_owned())),
+        None => (delivery.fallback_url.clone(), Err(NoAnswer::new("webhook deleted: not sent"))),
         Some(target) => {
             (target.url.clone(), send(&http, &delivery, &target.url, &target.secrets, at_ms).await)
         }
     };
-    let (status_code, response_body, success) = match result {
-        Ok((status, body)) => (Some(status), body, (200..300).contains(&status)),
-        Err(reason) => (None, reason, false),
+    let (status_code, response_body, detail, success) = match result {
+        Ok((status, body)) => (Some(status), body, None, (200..300).contains(&status)),
+        Err(NoAnswer { logged, detail }) => (None, logged, detail, false),
     };
     let retry = delivery.target.is_some() && !success;
     // The delay runs from the end of the failed attempt, not its start.
@@ -203,8 +220,9 @@ async fn attempt(http: DeliveryHttp, schedule: Vec<Duration>, delivery: ClaimedD
         (false, None) => "failure",
     });
     if !success {
+        let reason = detail.unwrap_or_else(|| response_body.chars().take(200).collect());
         tracing::warn!(delivery = %delivery.id, event = %delivery.event_id, %url, status = ?status_code,
-            reason = %response_body.chars().take(200).collect::<String>(), retry = retry_at_ms.is_some(), "delivery attempt failed");
+            %reason, retry = retry_at_ms.is_some(), "delivery attempt failed");
     }
     AttemptOutcome {
         delivery_id: delivery.id,
@@ -219,15 +237,15 @@ async fn attempt(http: DeliveryHttp, schedule: Vec<Duration>, delivery: ClaimedD
     }
 }
 
-/// Sends the stored body, signed now. `Ok((status, body))` for any answer; `Err(why)` for none.
+/// Sends the stored body, signed now. `Ok((status, body))` for any answer; `Err` for none.
 async fn send(
     http: &DeliveryHttp,
     delivery: &ClaimedDelivery,
     url: &str,
     secrets: &[String],
     at_ms: i64,
-) -> Result<(u16, String), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+) -> Result<(u16, String), NoAnswer> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| NoAnswer::new(format!("invalid URL: {e}")))?;
     // IP literals never reach the resolver, so the guard checks them here.
     let literal = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
@@ -235,7 +253,7 @@ async fn send(
         _ => None,
     };
     if let Some(ip) = literal {
-        http.policy.check(ip).map_err(|e| e.to_string())?;
+        http.policy.check(ip).map_err(|refused| NoAnswer::refused(&refused))?;
     }
     let signature = signature_header(secrets, (at_ms / 1000) as u64, &delivery.body);
     let request = http
@@ -265,21 +283,21 @@ async fn send(
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: &reqwest::Error) -> NoAnswer {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(refused) = err.downcast_ref::<TargetRefused>() {
-            return refused.to_string();
+            return NoAnswer::refused(refused);
         }
         source = err.source();
     }
-    if e.is_timeout() {
+    NoAnswer::new(if e.is_timeout() {
         "timed out waiting for the receiver".to_owned()
     } else if e.is_connect() {
         format!("could not connect: {}", root_cause(e))
     } else {
         format!("request failed: {}", root_cause(e))
-    }
+    })
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
