@@ -280,7 +280,39 @@ async fn send(
             Err(_) => break,
         }
     }
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let cut = body.len() >= RESPONSE_BODY_LIMIT;
+    Ok((status, logged_text(&body, cut, RESPONSE_BODY_LIMIT)))
+}
+
+/// An answer's body as the log keeps it: at most `limit` bytes of UTF-8. Invalid bytes (and
+/// U+0000, which PostgreSQL text cannot hold) become U+FFFD, three bytes for one, so the text
+/// is cut after decoding, on a character boundary. When the read stopped at its byte limit
+/// (`cut`), a character split by that limit is dropped rather than shown as U+FFFD.
+fn logged_text(bytes: &[u8], cut: bool, limit: usize) -> String {
+    let bytes = if cut { without_split_char_at_end(bytes) } else { bytes };
+    let mut text = String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}");
+    if text.len() > limit {
+        let mut end = limit;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// `bytes` without a multi-byte character that its last (at most three) bytes start but do
+/// not complete.
+fn without_split_char_at_end(bytes: &[u8]) -> &[u8] {
+    for start in (bytes.len().saturating_sub(3)..bytes.len()).rev() {
+        let is_lead = bytes[start] >= 0xC0;
+        if is_lead {
+            let incomplete = matches!(std::str::from_utf8(&bytes[start..]),
+                Err(e) if e.valid_up_to() == 0 && e.error_len().is_none());
+            return if incomplete { &bytes[..start] } else { bytes };
+        }
+    }
+    bytes
 }
 
 fn describe(e: &reqwest::Error) -> NoAnswer {
@@ -306,4 +338,57 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         last = next;
     }
     last.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = RESPONSE_BODY_LIMIT;
+
+    #[test]
+    fn logged_bodies_stay_within_the_limit_after_decoding() {
+        // Every invalid byte becomes a three-byte U+FFFD: 20 kB of them decode to 60 kB.
+        let text = logged_text(&[0xFF; LIMIT], true, LIMIT);
+        assert!(text.len() <= LIMIT, "{}", text.len());
+        assert_eq!(text, "\u{FFFD}".repeat(LIMIT / 3));
+        // U+0000 too (the store cannot keep it as is).
+        let text = logged_text(&[0; LIMIT], true, LIMIT);
+        assert_eq!(text, "\u{FFFD}".repeat(LIMIT / 3));
+        // Short bodies are kept whole, replacements included.
+        assert_eq!(logged_text(b"ok \xFF\0", false, LIMIT), "ok \u{FFFD}\u{FFFD}");
+        let ascii = vec![b'a'; LIMIT];
+        assert_eq!(logged_text(&ascii, true, LIMIT).as_bytes(), &ascii[..]);
+    }
+
+    #[test]
+    fn multi_byte_characters_at_the_edge_are_never_split() {
+        for (c, len) in [('é', 2), ('€', 3), ('🦀', 4)] {
+            for offset in 0..len {
+                // A character that straddles the limit by `offset` bytes…
+                let mut text = "a".repeat(LIMIT - len + offset);
+                while text.len() < LIMIT + 8 {
+                    text.push(c);
+                }
+                // …as the read keeps it (its first LIMIT bytes): the split character goes.
+                let read = &text.as_bytes()[..LIMIT];
+                let logged = logged_text(read, true, LIMIT);
+                assert!(logged.len() <= LIMIT && text.starts_with(&logged), "{c} {offset}");
+                assert!(!logged.contains('\u{FFFD}'), "{c} {offset}: a split character shows as U+FFFD");
+                assert!(logged.len() > LIMIT - len, "{c} {offset}: only the split character is dropped");
+                // Decoded text longer than the limit is cut on a boundary too.
+                let cut = logged_text(text.as_bytes(), false, LIMIT);
+                assert!(
+                    cut.len() <= LIMIT && cut.len() > LIMIT - len && text.starts_with(&cut),
+                    "{c} {offset}"
+                );
+            }
+        }
+        // Only an incomplete character at the end of a cut read goes: an invalid byte stays
+        // (as U+FFFD), and so does an incomplete one at the real end of a body.
+        assert_eq!(logged_text(b"abc\xE2\x82", true, 6), "abc");
+        assert_eq!(logged_text(b"abc\xFF", true, 6), "abc\u{FFFD}");
+        assert_eq!(logged_text(b"abc\xE2\x82", false, 6), "abc\u{FFFD}");
+        assert_eq!(logged_text(b"abcd\xFF", false, 6), "abcd", "no room for the U+FFFD");
+    }
 }
