@@ -612,6 +612,8 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
     let receiver = Receiver::start().await;
     let server = server_for(&receiver, |s| {
         s.delivery_concurrency = CONCURRENCY;
+        // One receiver, one destination: its share is the whole worker here.
+        s.delivery_per_host_concurrency = CONCURRENCY;
         s.delivery_timeout = Duration::from_secs(8);
         s.delivery_lease = Duration::from_secs(30);
         s.retry_schedule = Vec::new();
@@ -641,6 +643,93 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
     assert!(after < Duration::from_secs(3), "the due delivery waited for a slow receiver ({after:?})");
     assert_eq!(event_id(&arrived[0]), due.id);
     assert_signed_by(&arrived[0], "ok-secret");
+}
+
+/// Receivers that accept and never answer hold at most their per-host share of the worker.
+/// Four of them (each its own port: its own destination) with many due deliveries, published
+/// first and so claimed first, would otherwise take every slot for a whole delivery timeout
+/// (60 s here): every delivery to a healthy receiver still arrives, long before that, while
+/// the tarpits hang. What is over a tarpit's share goes back to the store unattempted: it is
+/// neither sent nor logged.
+#[tokio::test]
+async fn tarpits_hold_only_their_share_of_the_worker() {
+    const TARPITS: usize = 4;
+    const PER_HOST: usize = 2;
+    // The tarpits' shares take 8 of the 12 slots.
+    const CONCURRENCY: usize = 12;
+    const HOOKS_PER_TARPIT: usize = 5;
+    const TARPIT_EVENTS: usize = 10;
+    const HEALTHY_EVENTS: usize = 20;
+    let healthy = Receiver::start().await;
+    let mut tarpits = Vec::new();
+    for _ in 0..TARPITS {
+        let tarpit = Receiver::start().await;
+        tarpit.set_mode(Mode::Hang);
+        tarpits.push(tarpit);
+    }
+    let server = TestServer::start_with(|s| {
+        let bundle: String = tarpits.iter().chain([&healthy]).map(Receiver::ca_pem).collect();
+        let ca_file = s.data_dir.join("receivers-ca.pem");
+        std::fs::write(&ca_file, bundle).expect("writing the CA bundle");
+        s.extra_ca_file = Some(ca_file);
+        s.allowed_targets = vec!["127.0.0.0/8".parse().expect("CIDR")];
+        s.delivery_concurrency = CONCURRENCY;
+        s.delivery_per_host_concurrency = PER_HOST;
+        s.delivery_timeout = Duration::from_secs(60);
+        s.delivery_lease = Duration::from_secs(120);
+        s.retry_schedule = Vec::new();
+    })
+    .await;
+    let owner = server.client("client-a", "user-a");
+    for (t, tarpit) in tarpits.iter().enumerate() {
+        for h in 0..HOOKS_PER_TARPIT {
+            let url = tarpit.url(&format!("/tarpit-{t}/{h}"));
+            create(&owner, &url, vec![Event::FacilityCreationAccepted], &[]).await;
+        }
+    }
+    create(&owner, &healthy.url("/healthy"), vec![Event::FacilityCreationRejected], &["healthy-secret"])
+        .await;
+    let publisher = server.publisher();
+
+    let started = Instant::now();
+    for _ in 0..TARPIT_EVENTS {
+        let held =
+            publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None)
+                .await;
+        assert_eq!(held.deliveries as usize, TARPITS * HOOKS_PER_TARPIT);
+    }
+    let mut healthy_ids = BTreeSet::new();
+    for _ in 0..HEALTHY_EVENTS {
+        let due =
+            publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None)
+                .await;
+        healthy_ids.insert(due.id);
+    }
+
+    // A liveness bound a third of the tarpits' timeout: without the per-host share, nothing
+    // would arrive before the 60 s timeout.
+    let arrived = healthy.wait_for(HEALTHY_EVENTS, Duration::from_secs(20)).await;
+    let after = started.elapsed();
+    let got: BTreeSet<String> = arrived.iter().map(|r| event_id(r).to_owned()).collect();
+    assert_eq!(got, healthy_ids, "every healthy delivery arrived, once, within {after:?}");
+    for r in &arrived {
+        assert_signed_by(r, "healthy-secret");
+    }
+    // The tarpits hang still: each got exactly its share, none has finished.
+    for (t, tarpit) in tarpits.iter().enumerate() {
+        assert_eq!(tarpit.requests().len(), PER_HOST, "tarpit {t}");
+    }
+    let token = server.token("client-a", "user-a");
+    let query = "?eventType=facility.creation.accepted&limit=100";
+    let mut entries = log_entries(&server, &token, query).await;
+    entries.extend(log_entries(&server, &token, &format!("{query}&offset=100")).await);
+    assert_eq!(entries.len(), TARPIT_EVENTS * TARPITS * HOOKS_PER_TARPIT);
+    assert!(
+        entries.iter().all(|e| !attempted(e) && e["retries"] == json!([])),
+        "given back unattempted, in flight unrecorded: {:#?}",
+        entries.iter().filter(|e| attempted(e)).collect::<Vec<_>>()
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "checked while the tarpits still hang");
 }
 
 /// The 400 of a query / body with exactly these messages.

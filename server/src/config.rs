@@ -15,6 +15,11 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024;
 /// The documented retry schedule: after 5, 30 and 60 minutes.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5m,30m,60m";
+/// Resolving, connecting and the TLS handshake of a delivery. Longer than two lost SYNs
+/// (retransmitted after 1 s and 2 s more) plus a TLS round trip, so a lossy path still
+/// connects; a destination that never accepts holds a slot for this long, not a whole
+/// delivery timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -141,6 +146,14 @@ pub struct SettingsArgs {
     /// Total time allowed for one delivery attempt [default: 15s].
     #[arg(long, env = "WEBHOOKS_DELIVERY_TIMEOUT", global = true)]
     pub delivery_timeout: Option<humantime::Duration>,
+    /// Deliveries in flight at once to one destination (host and port)
+    /// [default: an eighth of the delivery concurrency, at least 1].
+    #[arg(long, env = "WEBHOOKS_DELIVERY_PER_HOST_CONCURRENCY", global = true)]
+    pub delivery_per_host_concurrency: Option<usize>,
+    /// Time allowed to resolve, connect and finish the TLS handshake of a delivery
+    /// [default: 5s, or the delivery timeout if shorter].
+    #[arg(long, env = "WEBHOOKS_DELIVERY_CONNECT_TIMEOUT", global = true)]
+    pub delivery_connect_timeout: Option<humantime::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -176,6 +189,8 @@ struct FileSettings {
     delivery_concurrency: Option<usize>,
     delivery_lease: Option<String>,
     delivery_timeout: Option<String>,
+    delivery_per_host_concurrency: Option<usize>,
+    delivery_connect_timeout: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -202,6 +217,9 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     pub delivery_lease: Duration,
     pub delivery_timeout: Duration,
+    /// At most this many deliveries in flight to one destination (a URL's host and port).
+    pub delivery_per_host_concurrency: usize,
+    pub delivery_connect_timeout: Duration,
 }
 
 impl Settings {
@@ -251,6 +269,17 @@ impl Settings {
         if delivery_concurrency == 0 {
             bail!("delivery_concurrency must be at least 1");
         }
+        let delivery_per_host_concurrency = per_host_concurrency(
+            args.delivery_per_host_concurrency.or(file.delivery_per_host_concurrency),
+            delivery_concurrency,
+        )?;
+        let delivery_connect_timeout = match (args.delivery_connect_timeout, file.delivery_connect_timeout) {
+            (None, None) => DEFAULT_CONNECT_TIMEOUT.min(delivery_timeout),
+            (flag, text) => duration(flag, text, "", "delivery_connect_timeout")?,
+        };
+        if delivery_connect_timeout.is_zero() || delivery_connect_timeout > delivery_timeout {
+            bail!("delivery_connect_timeout ({delivery_connect_timeout:?}) must be above zero and at most delivery_timeout ({delivery_timeout:?})");
+        }
         Ok(Self {
             bind: match args.bind.or(file.bind) {
                 Some(bind) => bind,
@@ -276,6 +305,8 @@ impl Settings {
             delivery_concurrency,
             delivery_lease,
             delivery_timeout,
+            delivery_per_host_concurrency,
+            delivery_connect_timeout,
         })
     }
 
@@ -283,6 +314,16 @@ impl Settings {
     pub fn for_data_dir(data_dir: &Path) -> anyhow::Result<Self> {
         Self::load(SettingsArgs { data_dir: Some(data_dir.to_owned()), ..Default::default() })
     }
+}
+
+/// The per-host share of the delivery slots: `given`, or an eighth of `concurrency` (at least
+/// one). Above `concurrency` it would mean nothing: refused, as is zero.
+fn per_host_concurrency(given: Option<usize>, concurrency: usize) -> anyhow::Result<usize> {
+    let per_host = given.unwrap_or((concurrency / 8).max(1));
+    if per_host == 0 || per_host > concurrency {
+        bail!("delivery_per_host_concurrency ({per_host}) must be between 1 and delivery_concurrency ({concurrency})");
+    }
+    Ok(per_host)
 }
 
 /// `5m,30m,60m` → the delays before each retry.
@@ -334,8 +375,60 @@ mod tests {
         assert_eq!(defaults.retry_schedule, [minutes(5), minutes(30), minutes(60)]);
         assert_eq!(defaults.database_max_connections, 16);
         assert_eq!(defaults.statement_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.delivery_per_host_concurrency, 16);
+        assert_eq!(defaults.delivery_connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
+    }
+
+    #[test]
+    fn delivery_shares_and_timeouts_are_validated() {
+        let load = |args: SettingsArgs| Settings::load(args).map_err(|e| format!("{e:#}"));
+        let secs = |s: u64| Some(humantime::Duration::from(Duration::from_secs(s)));
+        let small = load(SettingsArgs { delivery_concurrency: Some(4), ..Default::default() }).unwrap();
+        assert_eq!(small.delivery_per_host_concurrency, 1, "an eighth, at least one");
+        let given = SettingsArgs {
+            delivery_concurrency: Some(64),
+            delivery_per_host_concurrency: Some(64),
+            delivery_connect_timeout: secs(2),
+            ..Default::default()
+        };
+        let given = load(given).unwrap();
+        assert_eq!(
+            (given.delivery_per_host_concurrency, given.delivery_connect_timeout),
+            (64, Duration::from_secs(2))
+        );
+        // A short delivery timeout bounds the default connect timeout.
+        let short = SettingsArgs { delivery_timeout: secs(3), ..Default::default() };
+        assert_eq!(load(short).unwrap().delivery_connect_timeout, Duration::from_secs(3));
+        for (args, message) in [
+            (
+                SettingsArgs { delivery_per_host_concurrency: Some(0), ..Default::default() },
+                "delivery_per_host_concurrency (0)",
+            ),
+            (
+                SettingsArgs { delivery_per_host_concurrency: Some(129), ..Default::default() },
+                "delivery_per_host_concurrency (129)",
+            ),
+            (
+                SettingsArgs { delivery_connect_timeout: secs(0), ..Default::default() },
+                "delivery_connect_timeout (0ns)",
+            ),
+            (
+                SettingsArgs { delivery_connect_timeout: secs(16), ..Default::default() },
+                "delivery_connect_timeout (16s)",
+            ),
+        ] {
+            let err = load(args).unwrap_err();
+            assert!(err.contains(message), "{err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhooks.toml");
+        std::fs::write(&file, "delivery_per_host_concurrency = 3\ndelivery_connect_timeout = \"1500ms\"\n")
+            .unwrap();
+        let from_file = load(SettingsArgs { config: Some(file), ..Default::default() }).unwrap();
+        assert_eq!(from_file.delivery_per_host_concurrency, 3);
+        assert_eq!(from_file.delivery_connect_timeout, Duration::from_millis(1500));
     }
 
     #[test]

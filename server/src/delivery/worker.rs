@@ -1,14 +1,17 @@
 //! The delivery worker. `deliver_due()` is one synchronous step (claim what is due, send it,
 //! record the outcomes) for tests and tools; `run()` is the pipelined loop `serve` and
-//! `worker` use, where a slow receiver holds one slot, never the others.
+//! `worker` use, where a slow receiver holds one slot, never the others, and one destination
+//! at most its per-host share of them (see `fair.rs`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use tokio::sync::{mpsc, watch, Notify};
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 
+use super::fair::{destination, Admission, Destinations, Limits};
 use super::guard::TargetRefused;
 use super::http::DeliveryHttp;
 use super::signer::{signature_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
@@ -21,6 +24,10 @@ pub const LOG_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Most outcomes recorded in one transaction (their response bodies are up to 20 kB each).
 const RECORD_BATCH: usize = 512;
+/// The longest a claimed delivery waits in the worker for a slot of its busy destination.
+const HOLD_LIMIT: Duration = Duration::from_secs(1);
+/// The shortest delay of a delivery given back for a busy destination.
+const MIN_DEFER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -30,6 +37,10 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Deliveries in flight at once to one destination (a URL's host and port).
+    pub per_host_concurrency: usize,
+    /// The longest one attempt takes (the delivery timeout): the longest a slot stays taken.
+    pub attempt_timeout: Duration,
     /// How often to look for due work when nothing wakes the worker.
     pub poll_interval: Duration,
 }
@@ -45,6 +56,11 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
+/// Where a claimed delivery goes (`None`: it sends nothing, its webhook was deleted).
+fn destination_of(delivery: &ClaimedDelivery) -> Option<String> {
+    delivery.target.as_ref().and_then(|t| destination(&t.url))
+}
+
 impl Worker {
     pub fn new(store: Store, http: DeliveryHttp, settings: WorkerSettings) -> Self {
         Self { store, http, settings, wake: Arc::new(Notify::new()) }
@@ -55,12 +71,23 @@ impl Worker {
         self.wake.clone()
     }
 
-    /// Claims every due delivery (up to the concurrency), sends them, records the outcomes.
-    /// Returns how many were attempted.
+    /// Claims every due delivery (up to the concurrency), sends them (at most the per-host
+    /// concurrency to one destination: the rest are given back, due at once for the next
+    /// step), records the outcomes. Returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
         let claimed = self.store.claim_due(self.settings.concurrency as i64, self.lease_ms()).await?;
+        let mut per_destination: HashMap<String, usize> = HashMap::new();
+        let mut over_cap = Vec::new();
         let mut set = JoinSet::new();
         for delivery in claimed {
+            if let Some(key) = destination_of(&delivery) {
+                let sending = per_destination.entry(key).or_default();
+                if *sending >= self.settings.per_host_concurrency {
+                    over_cap.push(delivery.id);
+                    continue;
+                }
+                *sending += 1;
+            }
             set.spawn(attempt(self.http.clone(), self.settings.retry_schedule.clone(), delivery));
         }
         let mut outcomes = Vec::with_capacity(set.len());
@@ -70,6 +97,7 @@ impl Worker {
             }
         }
         self.store.record(&outcomes).await?;
+        self.store.defer(&over_cap, now_ms()).await?;
         Ok(outcomes.len())
     }
 
@@ -77,18 +105,21 @@ impl Worker {
         self.settings.lease.as_millis() as i64
     }
 
-    /// Runs until `shutdown` turns true, then finishes (and records) what is in flight.
+    /// Runs until `shutdown` turns true, then gives back what waits for a slot and finishes
+    /// (and records) what is in flight.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut in_flight: JoinSet<AttemptOutcome> = JoinSet::new();
         // Outcomes are recorded off the loop, so sending never waits for a commit, by one
         // recorder that takes whatever has finished while it was busy as one batch (two
         // statements on SQLite's writer, whatever the batch's size). The deliveries stay leased
         // until recorded, so nothing is claimed twice meanwhile.
         let (finished, unrecorded) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(self.clone().record_all(unrecorded));
+        let mut pipeline = Pipeline::new(self.clone(), finished);
         // With work in flight, claim once a few slots are free (one claim per finished delivery
         // cost the shared database a statement each under load), or once a poll interval has
         // passed (slots held by slow receivers must not keep due deliveries waiting longer).
+        // Deliveries held for a busy destination count as taken: claiming more for it would
+        // only give them back.
         let claim_at = (self.settings.concurrency / 8).max(1);
         let mut last_claim = Instant::now();
         let mut last_purge: Option<Instant> = None;
@@ -96,26 +127,21 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
-            let room = self.settings.concurrency.saturating_sub(in_flight.len());
-            let claim_due = in_flight.is_empty()
-                || room >= claim_at
-                || last_claim.elapsed() >= self.settings.poll_interval;
-            if room > 0 && claim_due {
+            let taken = pipeline.in_flight.len() + pipeline.fair.held();
+            let room = self.settings.concurrency.saturating_sub(taken);
+            let claim_due =
+                taken == 0 || room >= claim_at || last_claim.elapsed() >= self.settings.poll_interval;
+            let mut more_due = false;
+            if room > 0 && claim_due && pipeline.may_claim() {
                 last_claim = Instant::now();
-                match self.store.claim_due(room as i64, self.lease_ms()).await {
-                    Ok(claimed) => {
-                        for delivery in claimed {
-                            in_flight.spawn(attempt(
-                                self.http.clone(),
-                                self.settings.retry_schedule.clone(),
-                                delivery,
-                            ));
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
-                }
+                more_due = pipeline.claim(room).await;
             }
-            if in_flight.is_empty() {
+            pipeline.expire();
+            pipeline.give_back().await;
+            if more_due {
+                continue;
+            }
+            if pipeline.in_flight.is_empty() {
                 if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
                     last_purge = Some(Instant::now());
                     self.purge().await;
@@ -127,26 +153,25 @@ impl Worker {
                 }
                 continue;
             }
+            let full = pipeline.in_flight.len() >= self.settings.concurrency;
             tokio::select! {
-                Some(done) = in_flight.join_next() => {
+                Some(done) = pipeline.in_flight.join_next_with_id() => {
                     // This one and every other that has finished by now.
-                    let finished_now = std::iter::once(done).chain(std::iter::from_fn(|| in_flight.try_join_next()));
-                    for outcome in finished_now.flatten() {
-                        let _ = finished.send(outcome);
+                    let mut ended = vec![done];
+                    ended.extend(std::iter::from_fn(|| pipeline.in_flight.try_join_next_with_id()));
+                    for attempt in ended {
+                        pipeline.landed(attempt);
                     }
                 }
-                _ = self.wake.notified(), if in_flight.len() < self.settings.concurrency => {}
-                _ = tokio::time::sleep(self.settings.poll_interval), if in_flight.len() < self.settings.concurrency => {}
+                _ = self.wake.notified(), if !full => {}
+                // Held deliveries must not outstay the hold limit, even with every slot taken.
+                _ = tokio::time::sleep(self.settings.poll_interval), if !full || pipeline.fair.held() > 0 => {}
                 _ = shutdown.changed() => {}
             }
         }
-        while let Some(done) = in_flight.join_next().await {
-            if let Ok(outcome) = done {
-                let _ = finished.send(outcome);
-            }
-        }
+        pipeline.stop().await;
         // The recorder ends once it has recorded everything sent before this.
-        drop(finished);
+        drop(pipeline);
         let _ = recorder.await;
     }
 
@@ -172,6 +197,186 @@ impl Worker {
             Ok(0) => {}
             Ok(n) => tracing::info!(deliveries = n, "purged delivery log entries older than 14 days"),
             Err(e) => tracing::error!(error = %e, "purging the delivery log failed"),
+        }
+    }
+}
+
+/// The state of [`Worker::run`]'s loop: the attempts in flight, the deliveries held for a
+/// busy destination, and those to give back to the store.
+struct Pipeline {
+    worker: Arc<Worker>,
+    in_flight: JoinSet<AttemptOutcome>,
+    /// The destination and start of each attempt in flight that has one, by task: its slot,
+    /// freed when the task ends, however it ends.
+    slots: HashMap<task::Id, (String, Instant)>,
+    fair: Destinations<ClaimedDelivery>,
+    /// Deliveries to give back, by their delay in whole seconds (one statement per delay).
+    deferred: BTreeMap<u64, Vec<String>>,
+    /// Deliveries given back since `churn_since`: at most [`CHURN_PER_POLL`] times the
+    /// concurrency per poll interval, so destinations that hang, however large their
+    /// backlog, cost the database a bounded number of claims and give-backs.
+    churn: usize,
+    churn_since: Instant,
+    /// Destinations not yet judged that the last claim gave deliveries back for, and until
+    /// when to wait for their first answers before claiming again (see [`Pipeline::claim`]).
+    unjudged: Vec<String>,
+    unjudged_until: Instant,
+    last_prune: Instant,
+    finished: mpsc::UnboundedSender<AttemptOutcome>,
+}
+
+/// See [`Pipeline::churn`].
+const CHURN_PER_POLL: usize = 4;
+
+impl Pipeline {
+    fn new(worker: Arc<Worker>, finished: mpsc::UnboundedSender<AttemptOutcome>) -> Self {
+        let settings = &worker.settings;
+        let limits = Limits {
+            cap: settings.per_host_concurrency,
+            // Far within the lease: a held claim must not expire and be sent twice.
+            hold_limit: HOLD_LIMIT.min(settings.lease / 4),
+            min_defer: MIN_DEFER,
+            max_defer: settings.attempt_timeout,
+        };
+        Self {
+            fair: Destinations::new(limits),
+            worker,
+            in_flight: JoinSet::new(),
+            slots: HashMap::new(),
+            deferred: BTreeMap::new(),
+            churn: 0,
+            churn_since: Instant::now(),
+            unjudged: Vec::new(),
+            unjudged_until: Instant::now(),
+            last_prune: Instant::now(),
+            finished,
+        }
+    }
+
+    fn may_claim(&mut self) -> bool {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.churn_since) >= self.worker.settings.poll_interval {
+            self.churn = 0;
+            self.churn_since = now;
+        }
+        if now < self.unjudged_until {
+            let fair = &self.fair;
+            self.unjudged.retain(|key| !fair.judged(key, now));
+        } else {
+            self.unjudged.clear();
+        }
+        self.unjudged.is_empty() && self.churn < CHURN_PER_POLL * self.worker.settings.concurrency
+    }
+
+    /// Claims up to `room` deliveries and starts, holds or defers each. Returns whether to
+    /// claim again at once: the claim was full, yet slots are still free, because it gave back
+    /// deliveries of destinations known to be busy (others may be due behind them).
+    ///
+    /// A destination not yet judged (nothing of it has finished yet) may turn out fast within
+    /// a hold limit, and then take a deep queue here: until then, or until that limit, no
+    /// claim is made past what was given back for it (it would only give back its whole
+    /// backlog, due again a second later).
+    async fn claim(&mut self, room: usize) -> bool {
+        let claimed = match self.worker.store.claim_due(room as i64, self.worker.lease_ms()).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming deliveries failed");
+                return false;
+            }
+        };
+        let full = claimed.len() == room;
+        let mut busy = false;
+        let now = Instant::now();
+        for delivery in claimed {
+            let Some(key) = destination_of(&delivery) else {
+                self.launch(None, now, delivery);
+                continue;
+            };
+            match self.fair.admit(&key, delivery, now) {
+                Admission::Start(delivery) => self.launch(Some(key), now, delivery),
+                Admission::Held => {}
+                Admission::Defer(delivery, delay) => {
+                    if self.fair.judged(&key, now) {
+                        busy = true;
+                    } else if !self.unjudged.contains(&key) {
+                        self.unjudged.push(key);
+                        self.unjudged_until = now + self.fair.hold_limit();
+                    }
+                    self.defer(delivery.id, delay);
+                }
+            }
+        }
+        full && busy
+    }
+
+    fn launch(&mut self, destination: Option<String>, started: Instant, delivery: ClaimedDelivery) {
+        let (http, schedule) = (self.worker.http.clone(), self.worker.settings.retry_schedule.clone());
+        let task = self.in_flight.spawn(attempt(http, schedule, delivery));
+        if let Some(key) = destination {
+            self.slots.insert(task.id(), (key, started));
+        }
+    }
+
+    /// An attempt ended: its outcome goes to the recorder, its slot to a held delivery.
+    fn landed(&mut self, ended: Result<(task::Id, AttemptOutcome), task::JoinError>) {
+        let now = Instant::now();
+        let (id, took) = match ended {
+            Ok((id, outcome)) => {
+                let took = Duration::from_millis(outcome.duration_ms.max(0) as u64);
+                let _ = self.finished.send(outcome);
+                (id, Some(took))
+            }
+            // A panic: no outcome (the delivery is claimed again once its lease ends), but the
+            // slot is free all the same.
+            Err(e) => (e.id(), None),
+        };
+        let Some((key, started)) = self.slots.remove(&id) else { return };
+        let took = took.unwrap_or_else(|| now.saturating_duration_since(started));
+        if let Some(next) = self.fair.finished(&key, started, took, now) {
+            self.launch(Some(key), now, next);
+        }
+    }
+
+    fn defer(&mut self, id: String, delay: Duration) {
+        self.deferred.entry(delay.as_millis().div_ceil(1000) as u64).or_default().push(id);
+        self.churn += 1;
+    }
+
+    fn expire(&mut self) {
+        let now = Instant::now();
+        if self.fair.held() > 0 {
+            for (delivery, delay) in self.fair.expire(now) {
+                self.defer(delivery.id, delay);
+            }
+        }
+        if now.saturating_duration_since(self.last_prune) >= self.worker.settings.poll_interval {
+            self.last_prune = now;
+            self.fair.prune(now);
+        }
+    }
+
+    /// Gives the deferred deliveries back to the store: unleased, due again after their delay.
+    async fn give_back(&mut self) {
+        for (secs, ids) in std::mem::take(&mut self.deferred) {
+            let until = now_ms() + 1000 * secs as i64;
+            // Not given back: they are claimed again when their lease ends.
+            if let Err(e) = self.worker.store.defer(&ids, until).await {
+                tracing::error!(error = %e, count = ids.len(), "giving deliveries back failed");
+            }
+        }
+    }
+
+    /// Gives back what waits for a slot (due at once, for whoever runs next), then lets the
+    /// attempts in flight finish and goes to the recorder with them.
+    async fn stop(&mut self) {
+        for delivery in self.fair.take_held() {
+            self.defer(delivery.id, Duration::ZERO);
+        }
+        self.give_back().await;
+        while let Some(done) = self.in_flight.join_next().await {
+            if let Ok(outcome) = done {
+                let _ = self.finished.send(outcome);
+            }
         }
     }
 }
