@@ -612,7 +612,8 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
     let receiver = Receiver::start().await;
     let server = server_for(&receiver, |s| {
         s.delivery_concurrency = CONCURRENCY;
-        // One receiver, one destination: its share is the whole worker here.
+        // One receiver, one destination: its share is the whole worker here (and, once it has
+        // answered, the half for receivers not known to answer does not apply to it).
         s.delivery_per_host_concurrency = CONCURRENCY;
         s.delivery_timeout = Duration::from_secs(8);
         s.delivery_lease = Duration::from_secs(30);
@@ -626,6 +627,8 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
     }
     create(&owner, &receiver.url("/ok"), vec![Event::FacilityCreationRejected], &["ok-secret"]).await;
     let publisher = server.publisher();
+    publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None).await;
+    wait_for_path(&receiver, "/ok", 1, WAIT).await;
 
     let held =
         publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
@@ -638,11 +641,11 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
         publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None)
             .await;
     assert_eq!(due.deliveries, 1);
-    let arrived = wait_for_path(&receiver, "/ok", 1, WAIT).await;
-    let after = arrived[0].received_at - started;
+    let arrived = wait_for_path(&receiver, "/ok", 2, WAIT).await;
+    let after = arrived[1].received_at - started;
     assert!(after < Duration::from_secs(3), "the due delivery waited for a slow receiver ({after:?})");
-    assert_eq!(event_id(&arrived[0]), due.id);
-    assert_signed_by(&arrived[0], "ok-secret");
+    assert_eq!(event_id(&arrived[1]), due.id);
+    assert_signed_by(&arrived[1], "ok-secret");
 }
 
 /// Receivers that accept and never answer hold at most their per-host share of the worker.
@@ -655,8 +658,9 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
 async fn tarpits_hold_only_their_share_of_the_worker() {
     const TARPITS: usize = 4;
     const PER_HOST: usize = 2;
-    // The tarpits' shares take 8 of the 12 slots.
-    const CONCURRENCY: usize = 12;
+    // The tarpits' shares take 8 of the 20 slots (8 of the 10 for receivers not yet seen to
+    // answer, which the healthy one is at first).
+    const CONCURRENCY: usize = 20;
     const HOOKS_PER_TARPIT: usize = 5;
     const TARPIT_EVENTS: usize = 10;
     const HEALTHY_EVENTS: usize = 20;
@@ -668,11 +672,7 @@ async fn tarpits_hold_only_their_share_of_the_worker() {
         tarpits.push(tarpit);
     }
     let server = TestServer::start_with(|s| {
-        let bundle: String = tarpits.iter().chain([&healthy]).map(Receiver::ca_pem).collect();
-        let ca_file = s.data_dir.join("receivers-ca.pem");
-        std::fs::write(&ca_file, bundle).expect("writing the CA bundle");
-        s.extra_ca_file = Some(ca_file);
-        s.allowed_targets = vec!["127.0.0.0/8".parse().expect("CIDR")];
+        trust_all(s, tarpits.iter().chain([&healthy]));
         s.delivery_concurrency = CONCURRENCY;
         s.delivery_per_host_concurrency = PER_HOST;
         s.delivery_timeout = Duration::from_secs(60);
@@ -730,6 +730,81 @@ async fn tarpits_hold_only_their_share_of_the_worker() {
         entries.iter().filter(|e| attempted(e)).collect::<Vec<_>>()
     );
     assert!(started.elapsed() < Duration::from_secs(60), "checked while the tarpits still hang");
+}
+
+/// More tarpits than the per-host shares keep apart (eight of them, two slots each, eight
+/// slots in all): destinations not known to answer fast together get at most half the slots,
+/// so a receiver that has answered before keeps the other half, and its deliveries go out at
+/// once, not when the tarpits' attempts time out.
+#[tokio::test]
+async fn tarpits_together_hold_at_most_half_the_worker() {
+    const TARPITS: usize = 8;
+    const HOOKS_PER_TARPIT: usize = 5;
+    const TARPIT_EVENTS: usize = 4;
+    const HEALTHY_EVENTS: usize = 10;
+    let timeout = Duration::from_secs(6);
+    let healthy = Receiver::start().await;
+    let mut tarpits = Vec::new();
+    for _ in 0..TARPITS {
+        let tarpit = Receiver::start().await;
+        tarpit.set_mode(Mode::Hang);
+        tarpits.push(tarpit);
+    }
+    let server = TestServer::start_with(|s| {
+        trust_all(s, tarpits.iter().chain([&healthy]));
+        s.delivery_concurrency = 8;
+        s.delivery_per_host_concurrency = 2;
+        s.delivery_timeout = timeout;
+        s.delivery_lease = Duration::from_secs(30);
+        s.retry_schedule = Vec::new();
+    })
+    .await;
+    let owner = server.client("client-a", "user-a");
+    for (t, tarpit) in tarpits.iter().enumerate() {
+        for h in 0..HOOKS_PER_TARPIT {
+            create(&owner, &tarpit.url(&format!("/t{t}/{h}")), vec![Event::FacilityCreationAccepted], &[])
+                .await;
+        }
+    }
+    create(&owner, &healthy.url("/healthy"), vec![Event::FacilityCreationRejected], &[]).await;
+    let publisher = server.publisher();
+    // The healthy receiver answers once: it is known to be fast.
+    publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None).await;
+    assert_eq!(healthy.wait_for(1, WAIT).await.len(), 1);
+    for _ in 0..TARPIT_EVENTS {
+        publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    let held = || tarpits.iter().map(|t| t.requests().len()).sum::<usize>();
+    while held() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(ms(20)).await;
+    }
+    // Past the hold limit (a second): the tarpits are seen not to answer.
+    tokio::time::sleep(ms(1200)).await;
+    assert_eq!(held(), 4, "the tarpits hold half the slots");
+
+    let started = Instant::now();
+    for _ in 0..HEALTHY_EVENTS {
+        publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None)
+            .await;
+    }
+    // Half the timeout: with every slot taken by the tarpits, nothing would arrive before
+    // their attempts time out.
+    let arrived = healthy.wait_for(1 + HEALTHY_EVENTS, timeout / 2).await;
+    assert_eq!(arrived.len(), 1 + HEALTHY_EVENTS, "within {:?}", started.elapsed());
+    assert_eq!(held(), 4, "checked while the tarpits still hang");
+}
+
+/// Trusts every receiver's CA (one bundle in the data dir) and allows loopback targets.
+fn trust_all<'a>(
+    settings: &mut webhooks_server::config::Settings,
+    receivers: impl Iterator<Item = &'a Receiver>,
+) {
+    let bundle: String = receivers.map(Receiver::ca_pem).collect();
+    let ca_file = settings.data_dir.join("receivers-ca.pem");
+    std::fs::write(&ca_file, bundle).expect("writing the CA bundle");
+    settings.extra_ca_file = Some(ca_file);
+    settings.allowed_targets = vec!["127.0.0.0/8".parse().expect("CIDR")];
 }
 
 /// The 400 of a query / body with exactly these messages.

@@ -7,8 +7,15 @@
 //! soon (within `hold_limit`, far shorter than a claim's lease); otherwise it goes back to the
 //! store, due again a little later ([`Admission::Defer`]). That delay is what the destination's
 //! attempts take (their moving average, or how long even its latest attempt in flight has
-//! been going, whichever is longer), kept within `min_defer..=max_defer`: the backlog of a destination that hangs is
-//! claimed again about once per delivery timeout, not on every poll.
+//! been going, whichever is longer), kept within `min_defer..=max_defer`: the backlog of a
+//! destination that hangs is claimed again about once per delivery timeout, not on every poll.
+//!
+//! Per-destination caps alone let enough distinct tarpits fill the worker. So destinations not
+//! known to be fast (none of their attempts has ended yet, or they typically take a hold limit
+//! or more, as a tarpit's take a whole timeout) share at most `unproven_share` slots between
+//! them, however many they are: the other slots stay for receivers that answer. A new
+//! receiver's first attempts compete with the tarpits' for that share; once one has ended
+//! quickly, it is out of it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -36,6 +43,8 @@ pub struct Limits {
     /// Bounds of the delay a deferred delivery gets.
     pub min_defer: Duration,
     pub max_defer: Duration,
+    /// Deliveries in flight at once to destinations not known to be fast, together.
+    pub unproven_share: usize,
 }
 
 /// What to do with a claimed delivery.
@@ -64,6 +73,11 @@ impl<T> Destination<T> {
         Self { started: Vec::new(), typical: None, waiting: VecDeque::new(), last_active: now }
     }
 
+    /// Whether its attempts are known to end within a hold limit.
+    fn proven(&self, limits: &Limits) -> bool {
+        self.typical.is_some_and(|t| t < limits.hold_limit)
+    }
+
     fn idle(&self) -> bool {
         self.started.is_empty() && self.waiting.is_empty()
     }
@@ -77,11 +91,11 @@ impl<T> Destination<T> {
         self.typical.unwrap_or(limits.hold_limit).max(latest).max(Duration::from_millis(1))
     }
 
-    /// Whether its speed is known: an attempt of it has finished, or even its latest attempt
-    /// in flight has been going for a hold limit.
+    /// Whether its speed is known (an attempt of it has finished, or even its latest attempt
+    /// in flight has been going for a hold limit), or will not be soon (none in flight).
     fn judged(&self, limits: &Limits, now: Instant) -> bool {
         let latest = self.started.iter().map(|s| now.saturating_duration_since(*s)).min();
-        self.typical.is_some() || latest.is_some_and(|age| age >= limits.hold_limit)
+        self.typical.is_some() || latest.is_none_or(|age| age >= limits.hold_limit)
     }
 
     /// How many may wait here: as many as its slots are expected to take within the hold limit.
@@ -101,11 +115,14 @@ pub struct Destinations<T> {
     limits: Limits,
     by_key: HashMap<String, Destination<T>>,
     held: usize,
+    /// Attempts in flight to destinations not known to be fast; new ones start only below
+    /// `limits.unproven_share`.
+    unproven_in_flight: usize,
 }
 
 impl<T> Destinations<T> {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, by_key: HashMap::new(), held: 0 }
+        Self { limits, by_key: HashMap::new(), held: 0, unproven_in_flight: 0 }
     }
 
     pub fn hold_limit(&self) -> Duration {
@@ -117,15 +134,19 @@ impl<T> Destinations<T> {
         self.held
     }
 
-    /// Starts `item` if `key` has a free slot, else holds or defers it.
+    /// Starts `item` if `key` has a free slot (and, if not known to be fast, the unproven
+    /// share has one), else holds (for one of its own slots) or defers it.
     pub fn admit(&mut self, key: &str, item: T, now: Instant) -> Admission<T> {
         let limits = self.limits;
         let dest = self.by_key.entry(key.to_owned()).or_insert_with(|| Destination::new(now));
         dest.last_active = now;
-        if dest.started.len() < limits.cap {
+        let unproven = !dest.proven(&limits);
+        let share_full = unproven && self.unproven_in_flight >= limits.unproven_share;
+        if dest.started.len() < limits.cap && !share_full {
             dest.started.push(now);
+            self.unproven_in_flight += usize::from(unproven);
             Admission::Start(item)
-        } else if dest.waiting.len() < dest.hold_bound(&limits, now) {
+        } else if !share_full && dest.waiting.len() < dest.hold_bound(&limits, now) {
             dest.waiting.push_back((now, item));
             self.held += 1;
             Admission::Held
@@ -134,8 +155,8 @@ impl<T> Destinations<T> {
         }
     }
 
-    /// Whether `key`'s speed is known: until then, what is deferred
-    /// for it says nothing about the deliveries claimed after it.
+    /// Whether `key`'s speed is known or will not be soon (see `Destination::judged`): until
+    /// then, what is deferred for it says nothing about the deliveries claimed after it.
     pub fn judged(&self, key: &str, now: Instant) -> bool {
         self.by_key.get(key).is_some_and(|d| d.judged(&self.limits, now))
     }
@@ -143,18 +164,33 @@ impl<T> Destinations<T> {
     /// The attempt that started at `started` took `took`: its slot is free. Returns the
     /// delivery to start in it now, if one waits.
     pub fn finished(&mut self, key: &str, started: Instant, took: Duration, now: Instant) -> Option<T> {
+        let limits = self.limits;
         let dest = self.by_key.get_mut(key)?;
+        let was_unproven = !dest.proven(&limits);
         if let Some(i) = dest.started.iter().position(|s| *s == started) {
             dest.started.swap_remove(i);
+            self.unproven_in_flight -= usize::from(was_unproven);
         }
         dest.typical = Some(match dest.typical {
             None => took,
             Some(avg) => (avg * 3 + took) / 4,
         });
         dest.last_active = now;
+        // The attempts still in flight change sides with their destination.
+        let unproven = !dest.proven(&limits);
+        match (was_unproven, unproven) {
+            (false, true) => self.unproven_in_flight += dest.started.len(),
+            (true, false) => self.unproven_in_flight -= dest.started.len(),
+            _ => {}
+        }
+        if unproven && self.unproven_in_flight >= limits.unproven_share {
+            // What waits goes back when it expires.
+            return None;
+        }
         let (_, next) = dest.waiting.pop_front()?;
         self.held -= 1;
         dest.started.push(now);
+        self.unproven_in_flight += usize::from(unproven);
         Some(next)
     }
 
@@ -205,7 +241,13 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
 
     fn limits(cap: usize) -> Limits {
-        Limits { cap, hold_limit: SECOND, min_defer: SECOND, max_defer: Duration::from_secs(60) }
+        Limits {
+            cap,
+            hold_limit: SECOND,
+            min_defer: SECOND,
+            max_defer: Duration::from_secs(60),
+            unproven_share: 100,
+        }
     }
 
     fn ms(n: u64) -> Duration {
@@ -308,6 +350,48 @@ mod tests {
         // Nothing is held for a destination that takes longer than the hold limit.
         assert_eq!(d.admit("slow:443", 3, after), Admission::Defer(3, Duration::from_secs(15)));
         assert_eq!(d.held(), 0);
+    }
+
+    #[test]
+    fn destinations_not_known_to_be_fast_together_hold_at_most_their_share() {
+        let now = Instant::now();
+        let mut d = Destinations::new(Limits { unproven_share: 3, ..limits(2) });
+        assert_eq!(d.admit("fast:443", 0, now), Admission::Start(0));
+        assert_eq!(d.finished("fast:443", now, ms(10), now), None);
+        // Four tarpits, never seen to answer, want eight slots: they get the share.
+        let mut started = 0;
+        for t in 0..4 {
+            for i in 0..2 {
+                let admitted = d.admit(&format!("tarpit-{t}:443"), 10 * t + i, now);
+                started += usize::from(matches!(admitted, Admission::Start(_)));
+            }
+        }
+        assert_eq!(started, 3);
+        // A receiver known to answer is not held back by them.
+        assert_eq!(d.admit("fast:443", 98, now), Admission::Start(98));
+        assert_eq!(d.admit("fast:443", 99, now), Admission::Start(99));
+        // A tarpit's attempt timing out frees its place in the share (for the tarpits).
+        let later = now + Duration::from_secs(15);
+        assert_eq!(d.finished("tarpit-0:443", now, Duration::from_secs(15), later), None);
+        assert_eq!(d.admit("tarpit-3:443", 100, later), Admission::Start(100));
+        assert!(matches!(d.admit("tarpit-3:443", 101, later), Admission::Defer(101, _)));
+    }
+
+    #[test]
+    fn attempts_in_flight_change_sides_with_their_destination() {
+        let now = Instant::now();
+        let mut d = Destinations::new(Limits { unproven_share: 2, ..limits(3) });
+        assert_eq!(d.admit("a:443", 1, now), Admission::Start(1));
+        assert_eq!(d.admit("a:443", 2, now), Admission::Start(2));
+        assert!(matches!(d.admit("b:443", 3, now), Admission::Defer(3, _)), "the share is full");
+        // a answers fast: its other attempt in flight leaves the share, b gets in.
+        assert_eq!(d.finished("a:443", now, ms(5), now + ms(5)), None);
+        assert_eq!(d.admit("b:443", 4, now + ms(5)), Admission::Start(4));
+        assert_eq!(d.admit("a:443", 5, now + ms(5)), Admission::Start(5), "proven: outside the share");
+        // Then a's attempt times out: a is slow, its attempt in flight (5) is back in the share.
+        let later = now + Duration::from_secs(15);
+        assert_eq!(d.finished("a:443", now, Duration::from_secs(15), later), None);
+        assert!(matches!(d.admit("c:443", 6, later), Admission::Defer(6, _)), "the share is full");
     }
 
     #[test]

@@ -227,6 +227,8 @@ struct Pipeline {
 
 /// See [`Pipeline::churn`].
 const CHURN_PER_POLL: usize = 4;
+/// …and at least this many (a small worker still gets through a backlog of busy destinations).
+const MIN_CHURN_PER_POLL: usize = 256;
 
 impl Pipeline {
     fn new(worker: Arc<Worker>, finished: mpsc::UnboundedSender<AttemptOutcome>) -> Self {
@@ -237,6 +239,7 @@ impl Pipeline {
             hold_limit: HOLD_LIMIT.min(settings.lease / 4),
             min_defer: MIN_DEFER,
             max_defer: settings.attempt_timeout,
+            unproven_share: (settings.concurrency / 2).max(1),
         };
         Self {
             fair: Destinations::new(limits),
@@ -265,7 +268,8 @@ impl Pipeline {
         } else {
             self.unjudged.clear();
         }
-        self.unjudged.is_empty() && self.churn < CHURN_PER_POLL * self.worker.settings.concurrency
+        let budget = (CHURN_PER_POLL * self.worker.settings.concurrency).max(MIN_CHURN_PER_POLL);
+        self.unjudged.is_empty() && self.churn < budget
     }
 
     /// Claims up to `room` deliveries and starts, holds or defers each. Returns whether to
