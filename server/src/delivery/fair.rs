@@ -66,11 +66,20 @@ struct Destination<T> {
     /// Claimed deliveries waiting for a slot, oldest first, with when they began to wait.
     waiting: VecDeque<(Instant, T)>,
     last_active: Instant,
+    /// Since when its deliveries have been turned away for want of a place in the share
+    /// (they then come back after as long as that has lasted: 1, 2, 4… s, not every second).
+    shut_out_since: Option<Instant>,
 }
 
 impl<T> Destination<T> {
     fn new(now: Instant) -> Self {
-        Self { started: Vec::new(), typical: None, waiting: VecDeque::new(), last_active: now }
+        Self {
+            started: Vec::new(),
+            typical: None,
+            waiting: VecDeque::new(),
+            last_active: now,
+            shut_out_since: None,
+        }
     }
 
     /// Whether its attempts are known to end within a hold limit.
@@ -144,12 +153,17 @@ impl<T> Destinations<T> {
         let share_full = unproven && self.unproven_in_flight >= limits.unproven_share;
         if dest.started.len() < limits.cap && !share_full {
             dest.started.push(now);
+            dest.shut_out_since = None;
             self.unproven_in_flight += usize::from(unproven);
             Admission::Start(item)
         } else if !share_full && dest.waiting.len() < dest.hold_bound(&limits, now) {
             dest.waiting.push_back((now, item));
             self.held += 1;
             Admission::Held
+        } else if share_full {
+            let since = *dest.shut_out_since.get_or_insert(now);
+            let delay = dest.defer_delay(&limits, now).max(now.saturating_duration_since(since));
+            Admission::Defer(item, delay.min(limits.max_defer.max(limits.min_defer)))
         } else {
             Admission::Defer(item, dest.defer_delay(&limits, now))
         }
@@ -375,6 +389,17 @@ mod tests {
         assert_eq!(d.finished("tarpit-0:443", now, Duration::from_secs(15), later), None);
         assert_eq!(d.admit("tarpit-3:443", 100, later), Admission::Start(100));
         assert!(matches!(d.admit("tarpit-3:443", 101, later), Admission::Defer(101, _)));
+        // Turned away again and again (tarpit-2 since `now`), a destination comes back after as
+        // long as that has lasted: less and less often.
+        let delays: Vec<Duration> = [0, 1, 3, 7, 15, 31, 600]
+            .into_iter()
+            .map(|s| match d.admit("tarpit-2:443", 200, later + Duration::from_secs(s)) {
+                Admission::Defer(_, delay) => delay,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let secs = |s: &[u64]| s.iter().map(|s| Duration::from_secs(*s)).collect::<Vec<_>>();
+        assert_eq!(delays, secs(&[15, 16, 18, 22, 30, 46, 60]));
     }
 
     #[test]
