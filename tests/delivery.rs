@@ -6,6 +6,8 @@
 //! through `searchWebhookLogs`.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -16,6 +18,7 @@ use webhooks_client::types::{
     CreateUserWebhookRequest, PublishEventRequest, PublishedEvent, UpdateUserWebhookRequest,
     UserEventType as Type, UserWebhookEvent as Event,
 };
+use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
 use webhooks_e2e::receiver::{Mode, Receiver, Recorded, OK_BODY};
 use webhooks_e2e::{error_parts, forbidden_body, trust_receiver, TestServer, PUBLISH_SCOPE};
 
@@ -24,6 +27,8 @@ const LOGS: &str = "/api/v2/public/webhooks/logs";
 const EVENTS: &str = "/api/v2/internal/events";
 /// Bound of every wait for something that should happen within a poll or two of the worker.
 const WAIT: Duration = Duration::from_secs(15);
+/// The owner's log entry of an attempt the SSRF guard refused.
+const REFUSED: &str = "destination not allowed: not a public address";
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -550,8 +555,10 @@ async fn private_targets_are_refused_unless_allowed() {
         wait_for_log(&server, &token, "", WAIT, |e| e.len() == urls.len() && e.iter().all(attempted)).await;
     for entry in &entries {
         assert_eq!(entry["responseStatus"], Value::Null, "{entry:#}");
-        let body = entry["responseBody"].as_str().unwrap();
-        assert!(body.contains("refused"), "{entry:#}");
+        // Neither the address nor what a name resolved to: the owner's log is no probe of the
+        // server's network (the server's own log has them, see
+        // `refusals_name_the_address_in_the_server_log_only`).
+        assert_eq!(entry["responseBody"], REFUSED, "{entry:#}");
         assert_eq!(entry["status"], "failure");
         assert_eq!(entry["retries"], json!([]));
     }
@@ -629,6 +636,9 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
     let receiver = Receiver::start().await;
     let server = server_for(&receiver, |s| {
         s.delivery_concurrency = CONCURRENCY;
+        // One receiver, one destination: its share is the whole worker here (and, once it has
+        // answered, the half for receivers not known to answer does not apply to it).
+        s.delivery_per_host_concurrency = CONCURRENCY;
         s.delivery_timeout = Duration::from_secs(8);
         s.delivery_lease = Duration::from_secs(30);
         s.retry_schedule = Vec::new();
@@ -641,6 +651,8 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
     }
     create(&owner, &receiver.url("/ok"), vec![Event::FacilityCreationRejected], &["ok-secret"]).await;
     let publisher = server.publisher();
+    publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None).await;
+    wait_for_path(&receiver, "/ok", 1, WAIT).await;
 
     let held =
         publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
@@ -653,11 +665,170 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
         publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None)
             .await;
     assert_eq!(due.deliveries, 1);
-    let arrived = wait_for_path(&receiver, "/ok", 1, WAIT).await;
-    let after = arrived[0].received_at - started;
+    let arrived = wait_for_path(&receiver, "/ok", 2, WAIT).await;
+    let after = arrived[1].received_at - started;
     assert!(after < Duration::from_secs(3), "the due delivery waited for a slow receiver ({after:?})");
-    assert_eq!(event_id(&arrived[0]), due.id);
-    assert_signed_by(&arrived[0], "ok-secret");
+    assert_eq!(event_id(&arrived[1]), due.id);
+    assert_signed_by(&arrived[1], "ok-secret");
+}
+
+/// Receivers that accept and never answer hold at most their per-host share of the worker.
+/// Four of them (each its own port: its own destination) with many due deliveries, published
+/// first and so claimed first, would otherwise take every slot for a whole delivery timeout
+/// (60 s here): every delivery to a healthy receiver still arrives, long before that, while
+/// the tarpits hang. What is over a tarpit's share goes back to the store unattempted: it is
+/// neither sent nor logged.
+#[tokio::test]
+async fn tarpits_hold_only_their_share_of_the_worker() {
+    const TARPITS: usize = 4;
+    const PER_HOST: usize = 2;
+    // The tarpits' shares take 8 of the 20 slots (8 of the 10 for receivers not yet seen to
+    // answer, which the healthy one is at first).
+    const CONCURRENCY: usize = 20;
+    const HOOKS_PER_TARPIT: usize = 5;
+    const TARPIT_EVENTS: usize = 10;
+    const HEALTHY_EVENTS: usize = 20;
+    let healthy = Receiver::start().await;
+    let mut tarpits = Vec::new();
+    for _ in 0..TARPITS {
+        let tarpit = Receiver::start().await;
+        tarpit.set_mode(Mode::Hang);
+        tarpits.push(tarpit);
+    }
+    let server = TestServer::start_with(|s| {
+        trust_all(s, tarpits.iter().chain([&healthy]));
+        s.delivery_concurrency = CONCURRENCY;
+        s.delivery_per_host_concurrency = PER_HOST;
+        s.delivery_timeout = Duration::from_secs(60);
+        s.delivery_lease = Duration::from_secs(120);
+        s.retry_schedule = Vec::new();
+    })
+    .await;
+    let owner = server.client("client-a", "user-a");
+    for (t, tarpit) in tarpits.iter().enumerate() {
+        for h in 0..HOOKS_PER_TARPIT {
+            let url = tarpit.url(&format!("/tarpit-{t}/{h}"));
+            create(&owner, &url, vec![Event::FacilityCreationAccepted], &[]).await;
+        }
+    }
+    create(&owner, &healthy.url("/healthy"), vec![Event::FacilityCreationRejected], &["healthy-secret"])
+        .await;
+    let publisher = server.publisher();
+
+    let started = Instant::now();
+    for _ in 0..TARPIT_EVENTS {
+        let held =
+            publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None)
+                .await;
+        assert_eq!(held.deliveries as usize, TARPITS * HOOKS_PER_TARPIT);
+    }
+    let mut healthy_ids = BTreeSet::new();
+    for _ in 0..HEALTHY_EVENTS {
+        let due =
+            publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None)
+                .await;
+        healthy_ids.insert(due.id);
+    }
+
+    // A liveness bound a third of the tarpits' timeout: without the per-host share, nothing
+    // would arrive before the 60 s timeout.
+    let arrived = healthy.wait_for(HEALTHY_EVENTS, Duration::from_secs(20)).await;
+    let after = started.elapsed();
+    let got: BTreeSet<String> = arrived.iter().map(|r| event_id(r).to_owned()).collect();
+    assert_eq!(got, healthy_ids, "every healthy delivery arrived, once, within {after:?}");
+    for r in &arrived {
+        assert_signed_by(r, "healthy-secret");
+    }
+    // The tarpits hang still: each got exactly its share, none has finished.
+    for (t, tarpit) in tarpits.iter().enumerate() {
+        assert_eq!(tarpit.requests().len(), PER_HOST, "tarpit {t}");
+    }
+    let token = server.token("client-a", "user-a");
+    let query = "?eventType=facility.creation.accepted&limit=100";
+    let mut entries = log_entries(&server, &token, query).await;
+    entries.extend(log_entries(&server, &token, &format!("{query}&offset=100")).await);
+    assert_eq!(entries.len(), TARPIT_EVENTS * TARPITS * HOOKS_PER_TARPIT);
+    assert!(
+        entries.iter().all(|e| !attempted(e) && e["retries"] == json!([])),
+        "given back unattempted, in flight unrecorded: {:#?}",
+        entries.iter().filter(|e| attempted(e)).collect::<Vec<_>>()
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "checked while the tarpits still hang");
+}
+
+/// More tarpits than the per-host shares keep apart (eight of them, two slots each, eight
+/// slots in all): destinations not known to answer fast together get at most half the slots,
+/// so a receiver that has answered before keeps the other half, and its deliveries go out at
+/// once, not when the tarpits' attempts time out.
+#[tokio::test]
+async fn tarpits_together_hold_at_most_half_the_worker() {
+    const TARPITS: usize = 8;
+    const HOOKS_PER_TARPIT: usize = 5;
+    const TARPIT_EVENTS: usize = 4;
+    const HEALTHY_EVENTS: usize = 10;
+    let timeout = Duration::from_secs(6);
+    let healthy = Receiver::start().await;
+    let mut tarpits = Vec::new();
+    for _ in 0..TARPITS {
+        let tarpit = Receiver::start().await;
+        tarpit.set_mode(Mode::Hang);
+        tarpits.push(tarpit);
+    }
+    let server = TestServer::start_with(|s| {
+        trust_all(s, tarpits.iter().chain([&healthy]));
+        s.delivery_concurrency = 8;
+        s.delivery_per_host_concurrency = 2;
+        s.delivery_timeout = timeout;
+        s.delivery_lease = Duration::from_secs(30);
+        s.retry_schedule = Vec::new();
+    })
+    .await;
+    let owner = server.client("client-a", "user-a");
+    for (t, tarpit) in tarpits.iter().enumerate() {
+        for h in 0..HOOKS_PER_TARPIT {
+            create(&owner, &tarpit.url(&format!("/t{t}/{h}")), vec![Event::FacilityCreationAccepted], &[])
+                .await;
+        }
+    }
+    create(&owner, &healthy.url("/healthy"), vec![Event::FacilityCreationRejected], &[]).await;
+    let publisher = server.publisher();
+    // The healthy receiver answers once: it is known to be fast.
+    publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None).await;
+    assert_eq!(healthy.wait_for(1, WAIT).await.len(), 1);
+    for _ in 0..TARPIT_EVENTS {
+        publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    let held = || tarpits.iter().map(|t| t.requests().len()).sum::<usize>();
+    while held() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(ms(20)).await;
+    }
+    // Past the hold limit (a second): the tarpits are seen not to answer.
+    tokio::time::sleep(ms(1200)).await;
+    assert_eq!(held(), 4, "the tarpits hold half the slots");
+
+    let started = Instant::now();
+    for _ in 0..HEALTHY_EVENTS {
+        publish(&publisher, Type::FacilityCreationRejected, "user-a", json!({"facilityName": "N"}), None)
+            .await;
+    }
+    // Half the timeout: with every slot taken by the tarpits, nothing would arrive before
+    // their attempts time out.
+    let arrived = healthy.wait_for(1 + HEALTHY_EVENTS, timeout / 2).await;
+    assert_eq!(arrived.len(), 1 + HEALTHY_EVENTS, "within {:?}", started.elapsed());
+    assert_eq!(held(), 4, "checked while the tarpits still hang");
+}
+
+/// Trusts every receiver's CA (one bundle in the data dir) and allows loopback targets.
+fn trust_all<'a>(
+    settings: &mut webhooks_server::config::Settings,
+    receivers: impl Iterator<Item = &'a Receiver>,
+) {
+    let bundle: String = receivers.map(Receiver::ca_pem).collect();
+    let ca_file = settings.data_dir.join("receivers-ca.pem");
+    std::fs::write(&ca_file, bundle).expect("writing the CA bundle");
+    settings.extra_ca_file = Some(ca_file);
+    settings.allowed_targets = vec!["127.0.0.0/8".parse().expect("CIDR")];
 }
 
 /// The 400 of a query / body with exactly these messages.
@@ -1001,4 +1172,113 @@ async fn the_publish_command_writes_an_event_the_running_worker_delivers() {
     assert_eq!(entries.len(), 1);
     tokio::time::sleep(ms(600)).await;
     assert_eq!(receiver.requests().len(), 1, "delivered once");
+}
+
+/// A server binary (`--allow-target 127.0.0.0/8`, trusting `receiver`) in `dir` with `env`
+/// set: the environment of a process of its own, not this test binary's, shared by every test.
+async fn server_process(
+    dir: &std::path::Path,
+    receiver: &Receiver,
+    allow: &str,
+    env: &[(&str, &str)],
+) -> ServerProcess {
+    // This test's own clients (reqwest) need it, whatever ran before in this binary.
+    webhooks_e2e::install_crypto_provider();
+    let mut command = server_command(BIN, dir);
+    command.args(["--allow-target", allow]).arg("--extra-ca-file").arg(receiver.write_ca_file(dir));
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    ServerProcess::spawn(command, &dir.join("server.log")).await
+}
+
+/// `HTTPS_PROXY` / `ALL_PROXY` in the server's environment are ignored: a proxy would resolve
+/// the receiver's name itself, out of the SSRF guard's sight. The proxy here is a listener
+/// that must see no connection; the delivery goes straight to the receiver.
+#[tokio::test]
+async fn deliveries_never_go_through_a_proxy_from_the_environment() {
+    let receiver = Receiver::start().await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the proxy");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("proxy address"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let proxy_task = tokio::spawn(async move {
+        // Accepts and drops: a request sent through it fails.
+        while let Ok((_socket, _)) = proxy.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let env: Vec<(&str, &str)> = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .map(|name| (name, proxy_url.as_str()))
+        .to_vec();
+    let server = server_process(dir.path(), &receiver, "127.0.0.0/8", &env).await;
+    let token = cli_token(BIN, dir.path(), "client-a", "user-a", &[]).await;
+    let owner = webhooks_client::with_token(&server.base_url, &token).expect("a client");
+    create(&owner, &receiver.url("/direct"), vec![Event::All], &["direct-secret"]).await;
+    let publisher_token = cli_token(BIN, dir.path(), "publisher", "event-source", &[PUBLISH_SCOPE]).await;
+    let publisher = webhooks_client::with_token(&server.base_url, &publisher_token).expect("a client");
+    let published =
+        publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
+
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got.len(), 1, "delivered directly; the server's log:\n{}", server.log_text());
+    assert_eq!(event_id(&got[0]), published.id);
+    assert_signed_by(&got[0], "direct-secret");
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "the proxy saw a connection");
+    proxy_task.abort();
+}
+
+/// The owner's log says only that the destination is not allowed; the server's own log names
+/// the refused address, for its operators.
+#[tokio::test]
+async fn refusals_name_the_address_in_the_server_log_only() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    // 127.0.0.2 is loopback, outside the one address allowed.
+    let server = server_process(dir.path(), &receiver, "127.0.0.1/32", &[]).await;
+    let token = cli_token(BIN, dir.path(), "client-a", "user-a", &[]).await;
+    let owner = webhooks_client::with_token(&server.base_url, &token).expect("a client");
+    let url = format!("https://127.0.0.2:{}/refused", receiver.addr().port());
+    create(&owner, &url, vec![Event::All], &[]).await;
+    let publisher_token = cli_token(BIN, dir.path(), "publisher", "event-source", &[PUBLISH_SCOPE]).await;
+    let publisher = webhooks_client::with_token(&server.base_url, &publisher_token).expect("a client");
+    publish(&publisher, Type::FacilityCreationAccepted, "user-a", json!({"facilityId": "F"}), None).await;
+
+    let deadline = Instant::now() + WAIT;
+    let entry = loop {
+        let (status, body) = get_logs_at(&server.base_url, &token).await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(entry) = body["data"].as_array().and_then(|e| e.first()).filter(|e| attempted(e)) {
+            break entry.clone();
+        }
+        assert!(Instant::now() < deadline, "no attempt logged: {body}");
+        tokio::time::sleep(ms(50)).await;
+    };
+    assert_eq!(entry["responseBody"], REFUSED, "{entry:#}");
+    let log = server.log_text();
+    assert!(log.contains("127.0.0.2 is not a public address"), "the server's log:\n{log}");
+    assert!(receiver.requests().is_empty());
+}
+
+/// `GET` of the log from a server at `base_url`: (status, JSON body).
+async fn get_logs_at(base_url: &str, token: &str) -> (u16, Value) {
+    let response = webhooks_e2e::raw_http_client()
+        .get(format!("{base_url}{LOGS}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET the log");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
 }

@@ -92,7 +92,7 @@ pub fn worker(settings: &Settings, store: Store) -> anyhow::Result<Worker> {
     let http = build_client(
         policy,
         settings.extra_ca_file.as_deref(),
-        Duration::from_secs(5),
+        settings.delivery_connect_timeout,
         settings.delivery_timeout,
     )?;
     Ok(Worker::new(
@@ -102,6 +102,8 @@ pub fn worker(settings: &Settings, store: Store) -> anyhow::Result<Worker> {
             retry_schedule: settings.retry_schedule.clone(),
             lease: settings.delivery_lease,
             concurrency: settings.delivery_concurrency,
+            per_host_concurrency: settings.delivery_per_host_concurrency,
+            attempt_timeout: settings.delivery_timeout,
             poll_interval: Duration::from_millis(500),
         },
     ))

@@ -42,6 +42,11 @@ pub const DEFAULT_MAX_WEBHOOKS_PER_OWNER: u32 = 100;
 pub const DEFAULT_EVENT_DATA_LIMIT: usize = 64 * 1024;
 /// Below this, documented payloads (a facility id and a user id) would not fit.
 const MIN_EVENT_DATA_LIMIT: usize = 256;
+/// Resolving, connecting and the TLS handshake of a delivery. Longer than two lost SYNs
+/// (retransmitted after 1 s and 2 s more) plus a TLS round trip, so a lossy path still
+/// connects; a destination that never accepts holds a slot for this long, not a whole
+/// delivery timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
@@ -196,6 +201,14 @@ pub struct SettingsArgs {
     /// How often the due-delivery backlog of `/metrics` is counted [default: 15s].
     #[arg(long, env = "WEBHOOKS_BACKLOG_REFRESH_INTERVAL", global = true)]
     pub backlog_refresh_interval: Option<humantime::Duration>,
+    /// Deliveries in flight at once to one destination (host and port)
+    /// [default: a quarter of the delivery concurrency, at least 1].
+    #[arg(long, env = "WEBHOOKS_DELIVERY_PER_HOST_CONCURRENCY", global = true)]
+    pub delivery_per_host_concurrency: Option<usize>,
+    /// Time allowed to resolve, connect and finish the TLS handshake of a delivery
+    /// [default: 5s, or the delivery timeout if shorter].
+    #[arg(long, env = "WEBHOOKS_DELIVERY_CONNECT_TIMEOUT", global = true)]
+    pub delivery_connect_timeout: Option<humantime::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -239,6 +252,8 @@ struct FileSettings {
     delivery_lease: Option<String>,
     delivery_timeout: Option<String>,
     backlog_refresh_interval: Option<String>,
+    delivery_per_host_concurrency: Option<usize>,
+    delivery_connect_timeout: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -273,6 +288,9 @@ pub struct Settings {
     pub delivery_timeout: Duration,
     /// How often the backlog gauge is refreshed (a scrape only renders it).
     pub backlog_refresh_interval: Duration,
+    /// At most this many deliveries in flight to one destination (a URL's host and port).
+    pub delivery_per_host_concurrency: usize,
+    pub delivery_connect_timeout: Duration,
 }
 
 impl Settings {
@@ -375,6 +393,17 @@ impl Settings {
         }
         let jwt_issuer = non_empty(args.jwt_issuer.or(file.jwt_issuer), "jwt_issuer")?;
         let jwt_audience = non_empty(args.jwt_audience.or(file.jwt_audience), "jwt_audience")?;
+        let delivery_per_host_concurrency = per_host_concurrency(
+            args.delivery_per_host_concurrency.or(file.delivery_per_host_concurrency),
+            delivery_concurrency,
+        )?;
+        let delivery_connect_timeout = match (args.delivery_connect_timeout, file.delivery_connect_timeout) {
+            (None, None) => DEFAULT_CONNECT_TIMEOUT.min(delivery_timeout),
+            (flag, text) => duration(flag, text, "", "delivery_connect_timeout")?,
+        };
+        if delivery_connect_timeout.is_zero() || delivery_connect_timeout > delivery_timeout {
+            bail!("delivery_connect_timeout ({delivery_connect_timeout:?}) must be above zero and at most delivery_timeout ({delivery_timeout:?})");
+        }
         Ok(Self {
             bind: match args.bind.or(file.bind) {
                 Some(bind) => bind,
@@ -405,6 +434,8 @@ impl Settings {
             delivery_lease,
             delivery_timeout,
             backlog_refresh_interval,
+            delivery_per_host_concurrency,
+            delivery_connect_timeout,
         })
     }
 
@@ -438,6 +469,20 @@ fn non_empty(value: Option<String>, name: &str) -> anyhow::Result<Option<String>
         bail!("{name} is empty; leave it unset to not check it");
     }
     Ok(value)
+}
+
+/// The per-host share of the delivery slots: `given`, or a quarter of `concurrency` (at least
+/// one). A quarter: a destination that hangs holds no more (and all destinations not known to
+/// answer hold at most half together, see `delivery/fair.rs`), while one busy receiver still
+/// gets 32 requests in flight of the default 128 (320 deliveries/s at 100 ms each; on
+/// loopback, more than the server itself sends to one receiver). Above `concurrency` it would
+/// mean nothing: refused, as is zero.
+fn per_host_concurrency(given: Option<usize>, concurrency: usize) -> anyhow::Result<usize> {
+    let per_host = given.unwrap_or((concurrency / 4).max(1));
+    if per_host == 0 || per_host > concurrency {
+        bail!("delivery_per_host_concurrency ({per_host}) must be between 1 and delivery_concurrency ({concurrency})");
+    }
+    Ok(per_host)
 }
 
 /// `5m,30m,60m` → the delays before each retry.
@@ -492,6 +537,8 @@ mod tests {
         assert_eq!(defaults.backlog_refresh_interval, Duration::from_secs(15));
         assert_eq!(defaults.max_webhooks_per_owner, 100);
         assert_eq!(defaults.event_data_limit, 65536);
+        assert_eq!(defaults.delivery_per_host_concurrency, 32);
+        assert_eq!(defaults.delivery_connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(parse_schedule("10ms, 20ms,30ms").unwrap(), [10, 20, 30].map(Duration::from_millis));
         assert!(parse_schedule("soon").is_err());
     }
@@ -551,6 +598,56 @@ mod tests {
         let tiny = Settings::load(SettingsArgs { event_data_limit: Some(255), ..Default::default() });
         assert!(format!("{:#}", tiny.unwrap_err()).contains("event_data_limit"));
         assert!(Settings::load(SettingsArgs { event_data_limit: Some(256), ..Default::default() }).is_ok());
+    }
+
+    #[test]
+    fn delivery_shares_and_timeouts_are_validated() {
+        let load = |args: SettingsArgs| Settings::load(args).map_err(|e| format!("{e:#}"));
+        let secs = |s: u64| Some(humantime::Duration::from(Duration::from_secs(s)));
+        let small = load(SettingsArgs { delivery_concurrency: Some(4), ..Default::default() }).unwrap();
+        assert_eq!(small.delivery_per_host_concurrency, 1, "a quarter, at least one");
+        let given = SettingsArgs {
+            delivery_concurrency: Some(64),
+            delivery_per_host_concurrency: Some(64),
+            delivery_connect_timeout: secs(2),
+            ..Default::default()
+        };
+        let given = load(given).unwrap();
+        assert_eq!(
+            (given.delivery_per_host_concurrency, given.delivery_connect_timeout),
+            (64, Duration::from_secs(2))
+        );
+        // A short delivery timeout bounds the default connect timeout.
+        let short = SettingsArgs { delivery_timeout: secs(3), ..Default::default() };
+        assert_eq!(load(short).unwrap().delivery_connect_timeout, Duration::from_secs(3));
+        for (args, message) in [
+            (
+                SettingsArgs { delivery_per_host_concurrency: Some(0), ..Default::default() },
+                "delivery_per_host_concurrency (0)",
+            ),
+            (
+                SettingsArgs { delivery_per_host_concurrency: Some(129), ..Default::default() },
+                "delivery_per_host_concurrency (129)",
+            ),
+            (
+                SettingsArgs { delivery_connect_timeout: secs(0), ..Default::default() },
+                "delivery_connect_timeout (0ns)",
+            ),
+            (
+                SettingsArgs { delivery_connect_timeout: secs(16), ..Default::default() },
+                "delivery_connect_timeout (16s)",
+            ),
+        ] {
+            let err = load(args).unwrap_err();
+            assert!(err.contains(message), "{err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhooks.toml");
+        std::fs::write(&file, "delivery_per_host_concurrency = 3\ndelivery_connect_timeout = \"1500ms\"\n")
+            .unwrap();
+        let from_file = load(SettingsArgs { config: Some(file), ..Default::default() }).unwrap();
+        assert_eq!(from_file.delivery_per_host_concurrency, 3);
+        assert_eq!(from_file.delivery_connect_timeout, Duration::from_millis(1500));
     }
 
     #[test]

@@ -13,10 +13,22 @@ pub struct TargetPolicy {
     pub allowed: Vec<IpNet>,
 }
 
-/// A delivery refused by the guard.
+/// A delivery refused by the guard. What it displays goes into the owner's delivery log, so it
+/// names neither the address nor what the URL's host resolved to (that would make the log a
+/// probe of the internal network); [`TargetRefused::detail`] does, for the server's own log.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("refused: {0} is not a public address (allow it with --allow-target or --allow-private-targets)")]
+#[error("destination not allowed: not a public address")]
 pub struct TargetRefused(pub IpAddr);
+
+impl TargetRefused {
+    /// The refusal with the address, for operators.
+    pub fn detail(&self) -> String {
+        format!(
+            "{} is not a public address (allow it with --allow-target or --allow-private-targets)",
+            self.0
+        )
+    }
+}
 
 impl TargetPolicy {
     pub fn check(&self, ip: IpAddr) -> Result<(), TargetRefused> {
@@ -68,7 +80,7 @@ fn is_global_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_global_v6(ip: Ipv6Addr) -> bool {
-    // Addresses that carry an IPv4 address are judged by it.
+    // IPv4-mapped addresses (::ffff:0:0/96) reach the IPv4 address they carry: judged by it.
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_global_v4(v4);
     }
@@ -76,24 +88,28 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
         ([0, 0, 0, 0, 0, 0, 0, 0], 128),         // unspecified
         ([0, 0, 0, 0, 0, 0, 0, 1], 128),         // loopback
         ([0, 0, 0, 0, 0, 0, 0, 0], 96),          // IPv4-compatible (deprecated)
-        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),  // local-use IPv4/IPv6 translation
-        ([0x100, 0, 0, 0, 0, 0, 0, 0], 64),      // discard-only
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),     // IETF protocol assignments (Teredo, ORCHID, …)
+        ([0, 0, 0, 0, 0xffff, 0, 0, 0], 96), // IPv4-translated (RFC 2765): SIIT forwards to the IPv4 inside
+        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), // local-use IPv4/IPv6 translation
+        ([0x100, 0, 0, 0, 0, 0, 0, 0], 64),  // discard-only
+        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), // IETF protocol assignments (Teredo, ORCHID, …)
         ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), // documentation
-        ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16),     // 6to4: embeds an IPv4 address of any kind
-        ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),     // documentation
-        ([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16),     // segment routing SIDs
-        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),      // unique local
-        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),     // link-local
-        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),     // site-local (deprecated)
-        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),      // multicast
+        ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), // 6to4: embeds an IPv4 address of any kind
+        ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), // documentation
+        ([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), // segment routing SIDs
+        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),  // unique local
+        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), // link-local
+        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), // site-local (deprecated)
+        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),  // multicast
     ];
     // NAT64 (64:ff9b::/96) reaches the embedded IPv4 address.
     if v6_in(ip, [0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96) {
         let [.., a, b] = ip.segments();
         return is_global_v4(Ipv4Addr::from((u32::from(a) << 16) | u32::from(b)));
     }
-    !NOT_GLOBAL.iter().any(|(net, prefix)| v6_in(ip, *net, *prefix))
+    // Only 2000::/3 is allocated to global unicast: anything outside it (reserved space
+    // included) is refused, listed above or not.
+    v6_in(ip, [0x2000, 0, 0, 0, 0, 0, 0, 0], 3)
+        && !NOT_GLOBAL.iter().any(|(net, prefix)| v6_in(ip, *net, *prefix))
 }
 
 #[cfg(test)]
@@ -134,10 +150,25 @@ mod tests {
             "2002:c0a8:101::1",
             "2001::1",
             "::127.0.0.1",
+            // IPv4-translated (::ffff:0:0:0/96), whatever the IPv4 address it carries.
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "::ffff:0:808:808",
+            // Outside 2000::/3: reserved, not allocated to global unicast.
+            "::1:0:0:1",
+            "4000::1",
+            "e000::1",
         ] {
             assert!(!is_global(ip(s)), "{s} should not be global");
             assert!(TargetPolicy::default().check(ip(s)).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn a_refusal_names_the_address_only_in_its_detail() {
+        let refused = TargetPolicy::default().check(ip("10.1.2.3")).unwrap_err();
+        assert_eq!(refused.to_string(), "destination not allowed: not a public address");
+        assert!(refused.detail().contains("10.1.2.3"), "{}", refused.detail());
     }
 
     #[test]
@@ -147,6 +178,8 @@ mod tests {
             "8.8.8.8",
             "172.32.0.1",
             "2606:4700::1111",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
         ] {

@@ -1,5 +1,6 @@
 //! The HTTPS client deliveries use: rustls (ring), keep-alive pooling, the configured extra
-//! CA, no redirects, and a resolver that applies the SSRF guard to every resolved address.
+//! CA, no redirects, no proxy, and a resolver that applies the SSRF guard to every resolved
+//! address.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -62,6 +63,9 @@ pub fn build_client(
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(90))
         .https_only(true)
+        // A proxy (`HTTPS_PROXY`, `ALL_PROXY` in the environment) would resolve the receiver's
+        // name itself: the guarded resolver would only ever see the proxy's.
+        .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }));
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).with_context(|| format!("reading extra CA {}", path.display()))?;

@@ -1,6 +1,7 @@
 //! Signed delivery of published events to webhooks: at least once, retried on a schedule,
 //! every attempt logged.
 
+mod fair;
 mod guard;
 mod http;
 mod signer;

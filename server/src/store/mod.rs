@@ -228,6 +228,17 @@ impl Store {
         dispatch!(self, s => s.claim_due(limit, lease_ms).await)
     }
 
+    /// Gives claimed deliveries back without attempting them: their leases are cleared and
+    /// they are due again at `until_ms`. No attempt is counted or logged; settled (or unknown)
+    /// deliveries are left alone. Returns how many were given back.
+    pub async fn defer(&self, ids: &[String], until_ms: i64) -> Result<u64, StoreError> {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).filter(|id| !unmatchable(id)).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self, s => s.defer(&ids, until_ms).await)
+    }
+
     /// Records attempts and their consequences, all in one transaction.
     pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
         if outcomes.is_empty() {

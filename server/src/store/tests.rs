@@ -131,6 +131,8 @@ both_backends!(
     purge_drops_finished_entries_older_than_the_cutoff_and_keeps_pending_ones,
     the_webhook_limit_is_per_owner_and_a_refused_create_changes_nothing,
     concurrent_creates_on_two_stores_never_pass_the_limit,
+    deferred_deliveries_are_released_unattempted_until_their_time,
+    deferring_leaves_settled_and_unknown_deliveries_alone,
 );
 
 fn owner(c: &str, u: &str) -> Owner {
@@ -722,4 +724,62 @@ fn postgres_urls_select_postgres() {
     for url in ["sqlite://./data/webhooks.db", "sqlite:t.db", "./data/webhooks.db", "/tmp/postgres://x"] {
         assert!(!is_postgres_url(url), "{url}");
     }
+}
+
+/// A worker gives back what it claimed for a destination at its cap: the claim is released
+/// (another store may take it, long before the lease would have ended), it is due again only
+/// at the given time, and nothing is counted or logged.
+async fn deferred_deliveries_are_released_unattempted_until_their_time(h: &Harness) {
+    let store = &h.store;
+    let other = h.another().await;
+    webhook(store, "c1", "u1", &["all"]).await;
+    for _ in 0..3 {
+        store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
+    }
+    let claimed = store.claim_due(10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let given_back: Vec<String> = claimed[..2].iter().map(|d| d.id.clone()).collect();
+    let until = now_ms() + 300;
+    assert_eq!(store.defer(&given_back, until).await.unwrap(), 2);
+    assert!(other.claim_due(10, 60_000).await.unwrap().is_empty(), "due again before its time");
+    assert_eq!(store.due_count().await.unwrap(), 1, "the third only (claimed, not given back)");
+    let next: Vec<String> = store
+        .strings(
+            "SELECT CAST(next_attempt_at AS TEXT) FROM deliveries WHERE lease_token IS NULL ORDER BY seq",
+        )
+        .await;
+    assert_eq!(next, [until.to_string(), until.to_string()], "only the two given back, unleased");
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Released: another store takes them within the first claim's 60 s lease; the third stays
+    // with its claim.
+    let retaken = other.claim_due(10, 60_000).await.unwrap();
+    assert_eq!(
+        retaken.iter().map(|d| d.id.clone()).collect::<BTreeSet<_>>(),
+        given_back.iter().cloned().collect()
+    );
+    assert!(retaken.iter().all(|d| d.attempts == 0), "no attempt was counted");
+    assert_eq!(store.count("SELECT COUNT(*) FROM attempts").await, 0, "nothing was logged");
+    let log = store.search_logs(&log_query("c1", "u1")).await.unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|e| e.status == "pending" && e.attempts.is_empty()), "{log:#?}");
+
+    // A given-back delivery is sent and recorded like any other.
+    store.record(&[outcome(&retaken[0], true, None)]).await.unwrap();
+    let log = store.search_logs(&log_query("c1", "u1")).await.unwrap();
+    assert_eq!(log.iter().filter(|e| e.status == "success").count(), 1);
+}
+
+async fn deferring_leaves_settled_and_unknown_deliveries_alone(h: &Harness) {
+    let store = &h.store;
+    webhook(store, "c1", "u1", &["all"]).await;
+    store.publish(event(None, "facility.creation.accepted", "u1")).await.unwrap();
+    let d = store.claim_due(10, 60_000).await.unwrap().remove(0);
+    store.record(&[outcome(&d, true, None)]).await.unwrap();
+    let ids = [d.id.clone(), "no-such-delivery".to_owned(), "nul\0id".to_owned()];
+    assert_eq!(store.defer(&ids, now_ms()).await.unwrap(), 0);
+    assert_eq!(store.defer(&[], now_ms()).await.unwrap(), 0);
+    let log = store.search_logs(&log_query("c1", "u1")).await.unwrap();
+    assert_eq!((log[0].status.as_str(), log[0].attempts.len()), ("success", 1));
+    assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "a delivered one came back");
 }

@@ -107,6 +107,19 @@ impl PgStore {
         rows.iter().map(|row| claimed_delivery(row, &self.secrets)).collect()
     }
 
+    /// Gives claimed deliveries back, due again at `until_ms` (see [`crate::store::Store::defer`]).
+    pub async fn defer(&self, ids: &[&str], until_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL, lease_token = NULL
+              WHERE id = ANY($2) AND status = 'pending'",
+        )
+        .bind(until_ms)
+        .bind(ids)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
     /// Records attempts and their consequences in one transaction (two statements per batch).
     pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
         if outcomes.is_empty() {

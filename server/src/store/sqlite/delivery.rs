@@ -105,6 +105,27 @@ impl SqliteStore {
         rows.iter().map(|row| claimed_delivery(row, self.secrets())).collect()
     }
 
+    /// Gives claimed deliveries back, due again at `until_ms` (see [`crate::store::Store::defer`]):
+    /// one statement, the ids as JSON (`+status`: the id index, not the status one).
+    pub async fn defer(&self, ids: &[&str], until_ms: i64) -> Result<u64, StoreError> {
+        let ids = serde_json::Value::from(ids).to_string();
+        self.writer()
+            .write_statement(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL, lease_token = NULL
+                          WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'pending'",
+                    )
+                    .bind(until_ms)
+                    .bind(ids)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected())
+                })
+            })
+            .await
+    }
+
     /// Records attempts and their consequences, all in one transaction (one sync for a batch)
     /// and two statements, whatever the batch's size: the batch goes in as JSON
     /// (`json_each`), so the writer's thread hand-overs do not grow with it.
