@@ -9,6 +9,7 @@ use webhooks_e2e::{
 };
 
 mod connections;
+mod properties;
 
 const COLLECTION: &str = "/api/v2/public/webhooks/user";
 

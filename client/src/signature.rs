@@ -402,3 +402,38 @@ mod tests {
         assert!(malformed(&format!(" t={T},v1={SIG_A}")), "the only t has a leading space");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever a sender (or an attacker) puts in the headers, `verify` answers.
+        #[test]
+        fn verify_answers_any_headers(
+            values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..120), 0..3),
+            shaped in "t=[0-9]{0,12}(,v1=[0-9a-fA-F]{0,70}){0,3},?.{0,10}",
+            body in prop::collection::vec(any::<u8>(), 0..64),
+            secrets in prop::collection::vec(".{0,40}", 0..3),
+            now in any::<u64>(),
+            tolerance in any::<u64>(),
+        ) {
+            let mut headers = HeaderMap::new();
+            for value in values.iter().map(|v| HeaderValue::from_bytes(v)).filter_map(Result::ok) {
+                headers.append(SIGNATURE_HEADER, value);
+            }
+            let _ = verify_at(&headers, &body, &secrets, Duration::from_secs(tolerance), now);
+            if let Ok(value) = HeaderValue::from_str(&shaped) {
+                let mut one = HeaderMap::new();
+                one.insert(SIGNATURE_HEADER, value);
+                let _ = verify_at(&one, &body, &secrets, Duration::from_secs(tolerance), now);
+                let _ = verify(&one, &body, &secrets, Duration::from_secs(tolerance));
+            }
+        }
+    }
+}
