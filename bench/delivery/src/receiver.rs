@@ -46,6 +46,9 @@ pub struct Shared {
     pub tls_errors: AtomicU64,
     /// The first few refusal reasons, for the report.
     pub refusal_samples: Mutex<Vec<String>>,
+    /// A tarpit: reads each request (counted in `hung`) and never answers it.
+    tarpit: bool,
+    pub hung: AtomicU64,
 }
 
 impl Shared {
@@ -77,10 +80,20 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Shared::default()).await
+    }
+
+    /// A receiver that accepts, completes the TLS handshake, reads every request and never
+    /// answers: it holds each of the server's attempts for the server's whole delivery timeout.
+    pub async fn start_tarpit() -> anyhow::Result<Self> {
+        Self::start_with(Shared { tarpit: true, ..Default::default() }).await
+    }
+
+    async fn start_with(shared: Shared) -> anyhow::Result<Self> {
         let (ca_pem, tls) = tls_config()?;
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the receiver")?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(shared);
         let acceptor = TlsAcceptor::from(tls);
         let state = shared.clone();
         // Ends with the process (the runtime drops it).
@@ -122,6 +135,12 @@ fn answer(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 }
 
 async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if shared.tarpit {
+        let _ = req.into_body().collect().await;
+        shared.hung.fetch_add(1, Ordering::Relaxed);
+        // Until the server gives up and closes the connection (or the bench ends).
+        return std::future::pending().await;
+    }
     let path = req.uri().path().to_owned();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let signature = header(SIGNATURE_HEADER);
