@@ -100,7 +100,11 @@ impl Config {
             tarpits: env_or("TARPITS", 0)?,
             tarpit_ports: env_or("TARPIT_PORTS", 1)?,
             tarpit_events: env_or("TARPIT_EVENTS", 20)?,
-            per_host: std::env::var("PER_HOST").ok().map(|v| v.trim().parse()).transpose().map_err(|_| anyhow::anyhow!("PER_HOST does not parse"))?,
+            per_host: std::env::var("PER_HOST")
+                .ok()
+                .map(|v| v.trim().parse())
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("PER_HOST does not parse"))?,
         };
         if config.tarpits > 0
             && (!(1..=config.tarpits.min(256)).contains(&config.tarpit_ports)
@@ -649,7 +653,12 @@ async fn run() -> anyhow::Result<bool> {
 /// events for that user (so TARPITS × TARPIT_EVENTS deliveries due that hang), and a wait (at
 /// most 10 s) for the tarpits to hold what the server sends them: the phases then run while
 /// the tarpits hold their slots (the delivery timeout, 15 s, and retries after it).
-async fn engage_tarpits(b: &Bench, data_dir: &Path, tarpits: &[Receiver], r: &mut Report) -> anyhow::Result<()> {
+async fn engage_tarpits(
+    b: &Bench,
+    data_dir: &Path,
+    tarpits: &[Receiver],
+    r: &mut Report,
+) -> anyhow::Result<()> {
     let cfg = &b.cfg;
     let token = server::token(&cfg.binary, data_dir, TARPIT_USER, &[]).await?;
     for i in 0..cfg.tarpits {
