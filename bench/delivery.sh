@@ -9,6 +9,7 @@
 # Environment (all optional; read by delivery-bench):
 #   EVENTS=20000 PUBLISHERS=32 WEBHOOKS=1 RATE=1000 RATE_SECS=10 DELIVERY_CONCURRENCY=64
 #   RETRY_SCHEDULE=200ms,1s,2s DRAIN_TIMEOUT_SECS=120 WARMUP_EVENTS=200
+#   TARPITS=0 TARPIT_PORTS=1 TARPIT_EVENTS=20 PER_HOST=[server default] (see bench/README.md)
 #   RESULTS_FILE=path [bench/results/delivery-<date>.md]
 #   WEBHOOKS_SERVER=path  server binary [target/release/webhooks-server, built here]
 #   SKIP_BUILD=1          do not run cargo build first

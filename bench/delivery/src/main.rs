@@ -33,6 +33,9 @@ use server::Server;
 use tokio::task::JoinSet;
 
 const USER: &str = "bench-user";
+/// The owner of the tarpit webhooks (TARPITS > 0): another user, so the measured events do not
+/// fan out to them.
+const TARPIT_USER: &str = "bench-tarpit";
 const EVENT_TYPE: &str = "facility.creation.accepted";
 /// Bound on any single publish or ceiling request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,6 +57,14 @@ struct Config {
     warmup: usize,
     drain: bool,
     results_file: Option<PathBuf>,
+    /// Webhooks at receivers that never answer, with TARPIT_EVENTS events due for each before
+    /// the phases start.
+    tarpits: usize,
+    /// How many tarpit receivers (ports, so destinations) the tarpit webhooks are spread over.
+    tarpit_ports: usize,
+    tarpit_events: usize,
+    /// `--delivery-per-host-concurrency` (unset: the server's default).
+    per_host: Option<usize>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -93,7 +104,21 @@ impl Config {
             warmup: env_or("WARMUP_EVENTS", 200)?,
             drain: env_or("DRAIN", 1u8)? != 0,
             results_file: std::env::var_os("RESULTS_FILE").map(PathBuf::from),
+            tarpits: env_or("TARPITS", 0)?,
+            tarpit_ports: env_or("TARPIT_PORTS", 1)?,
+            tarpit_events: env_or("TARPIT_EVENTS", 20)?,
+            per_host: std::env::var("PER_HOST")
+                .ok()
+                .map(|v| v.trim().parse())
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("PER_HOST does not parse"))?,
         };
+        if config.tarpits > 0
+            && (!(1..=config.tarpits.min(256)).contains(&config.tarpit_ports)
+                || !(1..=1000).contains(&config.tarpit_events))
+        {
+            bail!("TARPIT_PORTS must be in 1..=min(TARPITS, 256) and TARPIT_EVENTS in 1..=1000");
+        }
         if config.events == 0 || config.publishers == 0 || config.webhooks == 0 || config.concurrency == 0 {
             bail!("EVENTS, PUBLISHERS, WEBHOOKS and DELIVERY_CONCURRENCY must be at least 1");
         }
@@ -134,10 +159,14 @@ struct Publish {
 
 impl Api {
     async fn create_webhook(&self, url: &str) -> anyhow::Result<String> {
+        self.create_webhook_as(&self.user_token, url).await
+    }
+
+    async fn create_webhook_as(&self, token: &str, url: &str) -> anyhow::Result<String> {
         let response = self
             .http
             .post(format!("{}/api/v2/public/webhooks/user", self.bases[0]))
-            .bearer_auth(&self.user_token)
+            .bearer_auth(token)
             .header("content-type", "application/json")
             .body(serde_json::json!({"url": url, "events": ["all"]}).to_string())
             .send()
@@ -164,7 +193,12 @@ impl Api {
 
     /// Publishes event `<phase>-<seq>`; `expect` deliveries must be scheduled.
     async fn publish(&self, phase: &str, seq: usize, expect: usize) -> Publish {
-        let body = event_request(phase, seq);
+        self.publish_for(USER, phase, seq, expect).await
+    }
+
+    /// [`Self::publish`] for `user`'s webhooks.
+    async fn publish_for(&self, user: &str, phase: &str, seq: usize, expect: usize) -> Publish {
+        let body = event_request(user, phase, seq);
         let sent = Instant::now();
         let result = self
             .http
@@ -216,11 +250,11 @@ fn event_data(seq: usize) -> serde_json::Value {
     serde_json::json!({"facilityId": format!("NUR-{seq}"), "seq": seq})
 }
 
-fn event_request(phase: &str, seq: usize) -> String {
+fn event_request(user: &str, phase: &str, seq: usize) -> String {
     serde_json::json!({
         "id": event_id(phase, seq),
         "eventType": EVENT_TYPE,
-        "userId": USER,
+        "userId": user,
         "data": event_data(seq),
     })
     .to_string()
@@ -278,6 +312,9 @@ fn server_args(cfg: &Config, ca_file: &Path, extra: &[&str]) -> Vec<String> {
         "--retry-schedule".into(),
         cfg.retry_schedule.clone(),
     ];
+    if let Some(per_host) = cfg.per_host {
+        args.extend(["--delivery-per-host-concurrency".into(), per_host.to_string()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -482,8 +519,10 @@ impl Report {
         line(format!("# delivery-bench — {}", date_stamp()));
         line(String::new());
         line(format!(
-            "config: EVENTS={} PUBLISHERS={} WEBHOOKS={} REPLICAS={} RATE={}/s RATE_SECS={} DELIVERY_CONCURRENCY={} (per replica) RETRY_SCHEDULE={} WARMUP_EVENTS={} DRAIN={}",
-            cfg.events, cfg.publishers, cfg.webhooks, cfg.replicas, cfg.rate, cfg.rate_secs, cfg.concurrency, cfg.retry_schedule, cfg.warmup, cfg.drain as u8
+            "config: EVENTS={} PUBLISHERS={} WEBHOOKS={} REPLICAS={} RATE={}/s RATE_SECS={} DELIVERY_CONCURRENCY={} (per replica) PER_HOST={} RETRY_SCHEDULE={} WARMUP_EVENTS={} DRAIN={} TARPITS={} TARPIT_PORTS={} TARPIT_EVENTS={}",
+            cfg.events, cfg.publishers, cfg.webhooks, cfg.replicas, cfg.rate, cfg.rate_secs, cfg.concurrency,
+            cfg.per_host.map_or_else(|| "server default".to_owned(), |n| n.to_string()),
+            cfg.retry_schedule, cfg.warmup, cfg.drain as u8, cfg.tarpits, cfg.tarpit_ports, cfg.tarpit_events
         ));
         line(format!(
             "database: {}",
@@ -554,9 +593,16 @@ async fn run() -> anyhow::Result<bool> {
     let cfg = Arc::new(Config::load()?);
     let temp = tempfile::Builder::new().prefix("delivery-bench-").tempdir()?;
     let receiver = Receiver::start().await?;
+    let mut tarpits = Vec::new();
+    if cfg.tarpits > 0 {
+        for _ in 0..cfg.tarpit_ports {
+            tarpits.push(Receiver::start_tarpit().await?);
+        }
+    }
     let ca_file = temp.path().join("receiver-ca.pem");
-    std::fs::write(&ca_file, &receiver.ca_pem)?;
-    println!("receiver at https://{}", receiver.addr);
+    let bundle: String = std::iter::once(&receiver).chain(&tarpits).map(|r| r.ca_pem.as_str()).collect();
+    std::fs::write(&ca_file, bundle)?;
+    println!("receiver at https://{}, {} tarpit receivers", receiver.addr, tarpits.len());
 
     let mut report =
         Report { clean: true, probe: probe::FsyncProbe::start(temp.path()).ok(), ..Default::default() };
@@ -565,7 +611,17 @@ async fn run() -> anyhow::Result<bool> {
     let data_dir = temp.path().join("data");
     let bench =
         Bench::setup(cfg.clone(), receiver.clone(), &ca_file, &data_dir, "/hook", &[], cfg.replicas).await?;
+    if !tarpits.is_empty() {
+        engage_tarpits(&bench, &data_dir, &tarpits, &mut report).await?;
+    }
     let outcome = main_phases(&bench, &mut report).await;
+    if !tarpits.is_empty() {
+        let hung: u64 = tarpits.iter().map(|t| t.shared.hung.load(Ordering::Relaxed)).sum();
+        report.details.push(format!(
+            "- tarpits: {hung} requests held unanswered by the end of (c) ({:.1} per destination on average)",
+            hung as f64 / tarpits.len() as f64
+        ));
+    }
     finish(bench, &mut report, "server").await;
     outcome?;
 
@@ -601,6 +657,48 @@ async fn run() -> anyhow::Result<bool> {
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     println!("written to {}", path.display());
     Ok(report.clean)
+}
+
+/// TARPITS webhooks of another user at the tarpit receivers (round robin), TARPIT_EVENTS
+/// events for that user (so TARPITS × TARPIT_EVENTS deliveries due that hang), and a wait (at
+/// most 10 s) for the tarpits to hold what the server sends them: the phases then run while
+/// the tarpits hold their slots (the delivery timeout, 15 s, and retries after it).
+async fn engage_tarpits(
+    b: &Bench,
+    data_dir: &Path,
+    tarpits: &[Receiver],
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let cfg = &b.cfg;
+    let token = server::token(&cfg.binary, data_dir, TARPIT_USER, &[]).await?;
+    for i in 0..cfg.tarpits {
+        let tarpit = &tarpits[i % tarpits.len()];
+        b.api.create_webhook_as(&token, &tarpit.url(&format!("/tarpit/{i}"))).await?;
+    }
+    for seq in 0..cfg.tarpit_events {
+        let published = b.api.publish_for(TARPIT_USER, "t", seq, cfg.tarpits).await;
+        if let Some(e) = published.error {
+            bail!("publishing tarpit event {seq}: {e}");
+        }
+    }
+    let hung = || tarpits.iter().map(|t| t.shared.hung.load(Ordering::Relaxed)).sum::<u64>();
+    let started = Instant::now();
+    let mut last = (hung(), Instant::now());
+    // Engaged once nothing new has arrived at the tarpits for a second.
+    while started.elapsed() < Duration::from_secs(10) && last.1.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if hung() != last.0 {
+            last = (hung(), Instant::now());
+        }
+    }
+    r.details.push(format!(
+        "- tarpits: {} webhooks of another user on {} destinations (receivers that read each request and never answer), {} deliveries due for them; {} held unanswered before the phases",
+        cfg.tarpits,
+        tarpits.len(),
+        cfg.tarpits * cfg.tarpit_events,
+        hung()
+    ));
+    Ok(())
 }
 
 /// Stops the servers gracefully and reports how it went and what they logged.

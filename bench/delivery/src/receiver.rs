@@ -71,6 +71,9 @@ pub struct Shared {
     pub refusal_samples: Mutex<Vec<String>>,
     /// "<path> <event id>" → signed requests seen, whatever was answered (every attempt).
     attempts: Mutex<HashMap<String, u32>>,
+    /// A tarpit: reads each request (counted in `hung`) and never answers it.
+    tarpit: bool,
+    pub hung: AtomicU64,
 }
 
 impl Shared {
@@ -117,8 +120,18 @@ pub struct Receiver {
 impl Receiver {
     /// The receiver with its healthy listener at `addr`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Shared::default()).await
+    }
+
+    /// A receiver that accepts, completes the TLS handshake, reads every request and never
+    /// answers: it holds each of the server's attempts for the server's whole delivery timeout.
+    pub async fn start_tarpit() -> anyhow::Result<Self> {
+        Self::start_with(Shared { tarpit: true, ..Default::default() }).await
+    }
+
+    async fn start_with(shared: Shared) -> anyhow::Result<Self> {
         let (ca_pem, tls) = tls_config()?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(shared);
         let acceptor = TlsAcceptor::from(tls);
         let mut receiver = Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ca_pem, shared, acceptor };
         receiver.addr = receiver.listen(Behaviour::Healthy).await?;
@@ -193,6 +206,12 @@ async fn handle(
     shared: Arc<Shared>,
     behaviour: Behaviour,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if shared.tarpit {
+        let _ = req.into_body().collect().await;
+        shared.hung.fetch_add(1, Ordering::Relaxed);
+        // Until the server gives up and closes the connection (or the bench ends).
+        return std::future::pending().await;
+    }
     let path = req.uri().path().to_owned();
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let signature = header(SIGNATURE_HEADER);

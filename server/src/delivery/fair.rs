@@ -29,6 +29,9 @@ pub fn destination(url: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
+/// The longest a destination not yet tried is kept waiting for room in the share: a new
+/// receiver competes with the tarpits not yet tried (a known tarpit waits a timeout).
+const MAX_SHUT_OUT_DELAY: Duration = Duration::from_secs(4);
 /// Idle destinations are remembered (for how long their attempts take) this long…
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// …and at most this many of them.
@@ -66,8 +69,9 @@ struct Destination<T> {
     /// Claimed deliveries waiting for a slot, oldest first, with when they began to wait.
     waiting: VecDeque<(Instant, T)>,
     last_active: Instant,
-    /// Since when its deliveries have been turned away for want of a place in the share
-    /// (they then come back after as long as that has lasted: 1, 2, 4… s, not every second).
+    /// Since when its deliveries have been turned away for want of a place in the share: they
+    /// then come back after as long as that has lasted (1, 2, 4 s, not every second), or as
+    /// its attempts take if longer (a known tarpit's, a timeout).
     shut_out_since: Option<Instant>,
 }
 
@@ -162,8 +166,8 @@ impl<T> Destinations<T> {
             Admission::Held
         } else if share_full {
             let since = *dest.shut_out_since.get_or_insert(now);
-            let delay = dest.defer_delay(&limits, now).max(now.saturating_duration_since(since));
-            Admission::Defer(item, delay.min(limits.max_defer.max(limits.min_defer)))
+            let shut_out = now.saturating_duration_since(since).min(MAX_SHUT_OUT_DELAY);
+            Admission::Defer(item, dest.defer_delay(&limits, now).max(shut_out))
         } else {
             Admission::Defer(item, dest.defer_delay(&limits, now))
         }
@@ -389,17 +393,24 @@ mod tests {
         assert_eq!(d.finished("tarpit-0:443", now, Duration::from_secs(15), later), None);
         assert_eq!(d.admit("tarpit-3:443", 100, later), Admission::Start(100));
         assert!(matches!(d.admit("tarpit-3:443", 101, later), Admission::Defer(101, _)));
-        // Turned away again and again (tarpit-2 since `now`), a destination comes back after as
-        // long as that has lasted: less and less often.
+        // Turned away again and again, a destination comes back less and less often.
         let delays: Vec<Duration> = [0, 1, 3, 7, 15, 31, 600]
             .into_iter()
-            .map(|s| match d.admit("tarpit-2:443", 200, later + Duration::from_secs(s)) {
+            .map(|s| match d.admit("tarpit-0:443", 200, later + Duration::from_secs(s)) {
                 Admission::Defer(_, delay) => delay,
                 other => panic!("{other:?}"),
             })
             .collect();
         let secs = |s: &[u64]| s.iter().map(|s| Duration::from_secs(*s)).collect::<Vec<_>>();
-        assert_eq!(delays, secs(&[15, 16, 18, 22, 30, 46, 60]));
+        assert_eq!(delays, secs(&[15, 16, 18, 22, 30, 46, 60]), "a known tarpit: as long as its attempts");
+        let delays: Vec<Duration> = [0, 1, 2, 3, 7, 600]
+            .into_iter()
+            .map(|s| match d.admit("new:443", 300, later + Duration::from_secs(s)) {
+                Admission::Defer(_, delay) => delay,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(delays, secs(&[1, 1, 2, 3, 4, 4]), "not yet tried: as long as it has waited");
     }
 
     #[test]
