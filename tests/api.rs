@@ -45,7 +45,7 @@ fn bad_request(messages: &[String]) -> Value {
 }
 
 /// The one message of the spec's `RequestValidation` example that starts with `prefix`
-/// (the example lists every rule's message; DESIGN.md §3 gives the same texts).
+/// (the example lists every rule's message; docs/ARCHITECTURE.md §3 gives the same texts).
 fn validation_message(prefix: &str) -> String {
     let example = webhooks_e2e::json(&webhooks_e2e::documented_body("BadRequest", "RequestValidation"));
     let found: Vec<String> = example["message"]
@@ -293,7 +293,7 @@ async fn bad_requests_through_the_generated_client() {
     for (request, messages) in &cases {
         let error = client.update_user_webhook(&w.id, request).await.unwrap_err();
         assert_eq!(error_parts(error).await, (400, bad_request(messages)), "{request:?}");
-        // Validation comes before existence (DESIGN.md §3): an unknown id still gets 400.
+        // Validation comes before existence (docs/ARCHITECTURE.md §3): an unknown id still gets 400.
         let error = client.update_user_webhook("not-a-webhook", request).await.unwrap_err();
         assert_eq!(error_parts(error).await, (400, bad_request(messages)), "{request:?}");
     }
@@ -399,7 +399,7 @@ async fn unknown_ids_are_404_through_the_generated_client() {
     assert_eq!(to_json(&stored), to_json(&existing), "the existing webhook is untouched");
 }
 
-/// The documented text of a rejected route (DESIGN.md §3).
+/// The documented text of a rejected route (docs/ARCHITECTURE.md §3).
 fn no_route_body(method: &str, path: &str) -> String {
     format!(r#"{{"message":"Cannot {method} {path}","error":"Not Found","statusCode":404}}"#)
 }

@@ -2,7 +2,7 @@
 //! implementation gave — against the real server.
 //!
 //! `fixtures/conformance.jsonl` is a byte-for-byte copy of `/work/shared/conformance/cases.jsonl`.
-//! Never edit an expected answer to make this pass: a deliberate difference (DESIGN.md §3)
+//! Never edit an expected answer to make this pass: a deliberate difference (docs/ARCHITECTURE.md §3)
 //! goes into [`DEVIATIONS`] with its reason.
 
 use std::collections::BTreeSet;
@@ -13,7 +13,7 @@ use webhooks_e2e::{TestServer, NURSE_USER};
 const CASES: &str = include_str!("fixtures/conformance.jsonl");
 
 /// Cases where the server deliberately answers differently from the reference, with the reason
-/// (DESIGN.md §3). Such a case must still differ: if it starts matching, remove its entry.
+/// (docs/ARCHITECTURE.md §3). Such a case must still differ: if it starts matching, remove its entry.
 const DEVIATIONS: &[(&str, &str)] = &[];
 
 const CLIENT1: &str = "conformance-client-1";

@@ -1,4 +1,4 @@
-//! Spec-derived coverage (DESIGN.md §4, pattern 9): every operation of `openapi.yaml` has an
+//! Spec-derived coverage (docs/ARCHITECTURE.md §4, pattern 9): every operation of `openapi.yaml` has an
 //! end-to-end test and an auth test. A new operation in the spec fails this file until tests
 //! are written for it and named in [`COVERAGE`]; [`EXCEPTIONS`] only shrinks. Every operation
 //! of the Public API documents a 429 and answers it once its client is over the rate limit.

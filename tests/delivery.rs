@@ -1,4 +1,4 @@
-//! Signed delivery end to end (DESIGN.md §3 "Delivery"; §4 patterns 5–7): the in-process
+//! Signed delivery end to end (docs/ARCHITECTURE.md §3 "Delivery"; §4 patterns 5–7): the in-process
 //! server publishes events, its worker delivers them over real TLS to the in-test HTTPS
 //! receiver (the server trusts the receiver's CA through `extra_ca_file` and may reach
 //! `127.0.0.0/8`), and the receiver checks every signature with the receiver-side code of

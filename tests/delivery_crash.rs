@@ -1,4 +1,4 @@
-//! At-least-once delivery across `kill -9` (DESIGN.md §3 "Delivery"): the real binary (built
+//! At-least-once delivery across `kill -9` (docs/ARCHITECTURE.md §3 "Delivery"): the real binary (built
 //! from `server/src/main.rs` as `webhooks-server-under-test`) delivers a stream of published
 //! events to the in-test HTTPS receiver, is killed with SIGKILL in the middle of it, and is
 //! restarted on the same data directory. Every event must arrive (duplicates are allowed:

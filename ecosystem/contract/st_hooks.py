@@ -1,7 +1,7 @@
 """Schemathesis hooks for the User Webhooks API contract (loaded through SCHEMATHESIS_HOOKS).
 
 1. A strategy for the contract's own string format `https-url` (validator.js `isURL` with
-   `protocols: ['https'], require_protocol: true`, see shared DESIGN.md §3), so that generated
+   `protocols: ['https'], require_protocol: true`, see docs/ARCHITECTURE.md §3), so that generated
    positive data contains URLs the server must accept.
 
 2. `filter_failure`: a short list of exactly-matched failures that are not contract violations.
@@ -76,7 +76,7 @@ def _known(failure, case, response) -> str | None:
     body = case.body if isinstance(case.body, dict) else {}
 
     # F1 (design decision, not a bug): an undeclared method on a known path answers
-    # 404 `Cannot METHOD /path` (DESIGN.md §3 "Order of checks": "also for a known path with an
+    # 404 `Cannot METHOD /path` (docs/ARCHITECTURE.md §3 "Order of checks": "also for a known path with an
     # unsupported method"); schemathesis' `unsupported_method` check wants 405 + Allow.
     if code == "ST204" and response.status_code == 404:
         sent = (response.request.method or "").upper()

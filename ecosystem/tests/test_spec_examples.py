@@ -31,7 +31,7 @@ SPEC_PATH = Path(os.environ.get("SPEC", ROOT / "openapi.yaml"))
 SPEC_URI = "urn:webhooks:openapi"
 
 # `https-url` is the contract's own format (validator.js isURL with https only, see
-# DESIGN.md); the server implements the full rule. Examples must at least be https URLs.
+# docs/ARCHITECTURE.md); the server implements the full rule. Examples must at least be https URLs.
 FORMAT_CHECKER = copy.deepcopy(oas30_format_checker)
 
 

@@ -1,4 +1,4 @@
-//! Request bodies as the contract reads them (DESIGN.md §3): a body is JSON only when it says
+//! Request bodies as the contract reads them (docs/ARCHITECTURE.md §3): a body is JSON only when it says
 //! so; no body, a non-JSON content type or a top-level array reads as `{}`; a UTF-8 BOM is
 //! skipped; duplicate keys keep the last value; malformed JSON and top-level scalars are
 //! rejected with a single message.

@@ -6,7 +6,7 @@
 //! Why a port rather than a URL parser: the contract says a webhook URL
 //! "should be a secure URL with HTTPS" exactly as the `NestJS` service's
 //! class-validator `@IsUrl({ protocols: ['https'], require_protocol: true })`
-//! decides it (see DESIGN.md, class-validator parity). That decorator is
+//! decides it (see docs/ARCHITECTURE.md §3, class-validator parity). That decorator is
 //! validator.js' `isURL`, quirks included: `https:host/path` passes,
 //! `localhost` and `host.` fail, an empty port `host:/` passes. A
 //! WHATWG-conformant parser would disagree on many inputs, so this follows
