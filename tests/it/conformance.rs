@@ -1,7 +1,7 @@
 //! Replays the conformance fixture — requests and the exact answers the reference NestJS
 //! implementation gave — against the real server.
 //!
-//! `fixtures/conformance.jsonl` is a byte-for-byte copy of `/work/shared/conformance/cases.jsonl`.
+//! `fixtures/conformance.jsonl` is a byte-for-byte copy of the recorded reference cases.
 //! Never edit an expected answer to make this pass: a deliberate difference (docs/ARCHITECTURE.md §3)
 //! goes into [`DEVIATIONS`] with its reason.
 
