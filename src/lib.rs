@@ -11,6 +11,9 @@ pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 #[cfg(feature = "server")]
 pub mod rt;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod strategies;
+
 /// Generated server side of the contract.
 #[cfg(feature = "server")]
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

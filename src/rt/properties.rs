@@ -8,37 +8,11 @@ use serde_json::Value;
 
 use super::{body, is_https_url, query, Rejection};
 use crate::server::validate;
+use crate::strategies::{self, JsonSize};
 
-/// Any JSON value, nested a few levels, with keys the validators look for among random ones.
+/// Any JSON value; the runtime's tests afford bigger values than requests over HTTP.
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".*".prop_map(Value::String),
-        "https://[a-z.]{0,20}(:[0-9]{1,6})?/.{0,10}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 48, 8, |inner| {
-        let key = prop_oneof![
-            Just("url".to_owned()),
-            Just("events".to_owned()),
-            Just("secrets".to_owned()),
-            Just("eventType".to_owned()),
-            Just("userId".to_owned()),
-            Just("data".to_owned()),
-            Just("id".to_owned()),
-            Just("limit".to_owned()),
-            Just("offset".to_owned()),
-            Just("startDate".to_owned()),
-            ".{0,8}",
-        ];
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(key, inner, 0..8)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    strategies::json_value(JsonSize { depth: 4, nodes: 48, branch: 8 })
 }
 
 fn json_headers(content_type: &str) -> HeaderMap {

@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
+use webhooks::strategies::{self, JsonSize};
 use webhooks_e2e::{TestServer, PUBLISH_SCOPE};
 
 /// Statuses any operation may answer outside its own list: a body cut short by the request
@@ -35,33 +36,9 @@ fn operations() -> Vec<Operation> {
     operations
 }
 
+/// Any JSON value, smaller than the runtime's property tests use: each case is a request.
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::String),
-        Just(Value::from("https://example.com/hook")),
-        Just(Value::from("all")),
-        Just(Value::from("facility.creation.accepted")),
-    ];
-    leaf.prop_recursive(3, 24, 6, |inner| {
-        let key = prop_oneof![
-            Just("url".to_owned()),
-            Just("events".to_owned()),
-            Just("secrets".to_owned()),
-            Just("eventType".to_owned()),
-            Just("userId".to_owned()),
-            Just("data".to_owned()),
-            Just("id".to_owned()),
-            ".{0,6}",
-        ];
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key, inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    strategies::json_value(JsonSize { depth: 3, nodes: 24, branch: 6 })
 }
 
 /// A request body: raw bytes, or JSON text.
