@@ -25,7 +25,7 @@ use crate::crypto::SecretBox;
 use crate::delivery::{build_client, TargetPolicy, Worker, WorkerSettings};
 use crate::error;
 use crate::ratelimit::RateLimiter;
-use crate::store::{Store, StoreOptions};
+use crate::store::Store;
 use crate::{redact, routing};
 
 pub const SPEC_JSON_PATH: &str = "/api-docs/openapi.json";
@@ -92,7 +92,7 @@ pub fn worker(settings: &Settings, store: Store) -> anyhow::Result<Worker> {
     let http = build_client(
         policy,
         settings.extra_ca_file.as_deref(),
-        settings.delivery_connect_timeout,
+        settings.delivery_connect_timeout(),
         settings.delivery_timeout,
     )?;
     Ok(Worker::new(
@@ -102,7 +102,7 @@ pub fn worker(settings: &Settings, store: Store) -> anyhow::Result<Worker> {
             retry_schedule: settings.retry_schedule.clone(),
             lease: settings.delivery_lease,
             concurrency: settings.delivery_concurrency,
-            per_host_concurrency: settings.delivery_per_host_concurrency,
+            per_host_concurrency: settings.delivery_per_host_concurrency(),
             attempt_timeout: settings.delivery_timeout,
             poll_interval: Duration::from_millis(500),
         },
@@ -110,14 +110,9 @@ pub fn worker(settings: &Settings, store: Store) -> anyhow::Result<Worker> {
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let sealer = SecretBox::from_settings(settings)?;
-    let options = StoreOptions {
-        max_connections: settings.database_max_connections,
-        statement_timeout: settings.statement_timeout,
-    };
-    Store::connect(&settings.database_url, sealer, &options)
-        .await
-        .map_err(|e| database_error(&settings.database_url, "opening", e))
+    let sealer = SecretBox::load(settings.secrets_key.as_deref(), &settings.data_dir)?;
+    let url = settings.database_url();
+    Store::connect(&url, sealer, &settings.store()).await.map_err(|e| database_error(&url, "opening", e))
 }
 
 /// A failure about the database at `url`, its password masked wherever the message (sqlx's
@@ -130,12 +125,12 @@ fn database_error(url: &str, doing: &str, error: impl Into<anyhow::Error>) -> an
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::metrics::handle();
-        let serve_lock = Store::lock_for_serving(&settings.database_url)
-            .map_err(|e| database_error(&settings.database_url, "locking", e))?;
+        let url = settings.database_url();
+        let serve_lock = Store::lock_for_serving(&url).map_err(|e| database_error(&url, "locking", e))?;
         let store = open_store(&settings).await?;
-        let auth = Authenticator::from_settings(&settings)?;
+        let auth = Authenticator::new(&settings.auth())?;
         let worker = Arc::new(worker(&settings, store.clone())?);
-        let waker = settings.run_worker.then(|| worker.waker());
+        let waker = settings.run_worker().then(|| worker.waker());
         let rate_limiter = RateLimiter::per_minute(settings.rate_limit);
         if rate_limiter.is_none() {
             tracing::warn!("the rate limit is off (rate_limit = 0): no client is ever answered 429");
@@ -165,7 +160,7 @@ impl App {
             self.settings.backlog_refresh_interval,
             stopped.clone(),
         ));
-        let worker = self.settings.run_worker.then(|| tokio::spawn(self.worker.clone().run(stopped)));
+        let worker = self.settings.run_worker().then(|| tokio::spawn(self.worker.clone().run(stopped)));
         crate::serve::serve(listener, service, self.settings.connections, shutdown).await?;
         // Requests are done; let the worker finish (and record) the deliveries in flight.
         let _ = stop.send(true);

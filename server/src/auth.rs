@@ -10,6 +10,7 @@
 //! reads that holds U+0000 makes the token invalid (no stored value can contain it).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,10 +21,35 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use webhooks::rt::Rejection;
 
-use crate::config::Settings;
 use crate::keys::{self, KeyLen, MIN_HS256_SECRET};
 
 const HS256_KEY_FILE: &str = "jwt-hs256.key";
+
+/// How tokens are verified (the server's settings build it; see `config.rs`).
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// The HS256 secret; unset, one is generated into `key_dir` (unless a JWKS is given).
+    pub jwt_secret: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub allowed_roles: Vec<String>,
+    pub key_dir: PathBuf,
+}
+
+impl AuthOptions {
+    /// HS256 with the key generated into `key_dir`, the default role, no issuer or audience.
+    pub fn in_dir(key_dir: &Path) -> Self {
+        Self {
+            jwt_secret: None,
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+            allowed_roles: vec![crate::config::DEFAULT_ALLOWED_ROLE.to_owned()],
+            key_dir: key_dir.to_owned(),
+        }
+    }
+}
 
 /// The authenticated caller: webhooks belong to the pair (client, user).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,19 +138,19 @@ fn now_secs() -> u64 {
 }
 
 impl Authenticator {
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let jwks = match &settings.jwks_file {
+    pub fn new(options: &AuthOptions) -> anyhow::Result<Self> {
+        let jwks = match &options.jwks_file {
             None => HashMap::new(),
             Some(path) => load_jwks(path)?,
         };
         // With a JWKS and no explicit secret, only the provider's tokens are accepted.
-        let secret = match (&settings.jwt_secret, jwks.is_empty()) {
+        let secret = match (&options.jwt_secret, jwks.is_empty()) {
             (Some(secret), _) => {
                 keys::check_hs256_secret(secret)?;
                 Some(secret.as_bytes().to_vec())
             }
             (None, true) => Some(keys::load_or_create(
-                &settings.data_dir,
+                &options.key_dir,
                 HS256_KEY_FILE,
                 KeyLen::AtLeast(MIN_HS256_SECRET),
             )?),
@@ -134,9 +160,9 @@ impl Authenticator {
             verified: Mutex::new(HashMap::new()),
             hs256: secret.map(|s| (EncodingKey::from_secret(&s), DecodingKey::from_secret(&s))),
             jwks,
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-            allowed_roles: settings.allowed_roles.clone(),
+            issuer: options.issuer.clone(),
+            audience: options.audience.clone(),
+            allowed_roles: options.allowed_roles.clone(),
         })
     }
 
@@ -304,7 +330,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn authenticator(dir: &std::path::Path) -> Authenticator {
-        Authenticator::from_settings(&Settings::for_data_dir(dir).unwrap()).unwrap()
+        Authenticator::new(&AuthOptions::in_dir(dir)).unwrap()
     }
 
     fn headers(value: &str) -> HeaderMap {
@@ -369,10 +395,12 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
         let dir = tempfile::tempdir().unwrap();
         let jwks = dir.path().join("jwks.json");
         std::fs::write(&jwks, ES256_JWKS).unwrap();
-        let mut settings = Settings::for_data_dir(dir.path()).unwrap();
-        settings.jwks_file = Some(jwks);
-        settings.jwt_issuer = Some("https://idp.example".into());
-        let auth = Authenticator::from_settings(&settings).unwrap();
+        let options = AuthOptions {
+            jwks_file: Some(jwks),
+            issuer: Some("https://idp.example".into()),
+            ..AuthOptions::in_dir(dir.path())
+        };
+        let auth = Authenticator::new(&options).unwrap();
         let key = EncodingKey::from_ec_pem(ES256_PRIVATE_PEM.as_bytes()).unwrap();
         let claims = |iss: &str| Claims {
             sub: "user-1".into(),
@@ -468,10 +496,12 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
     }
 
     fn with_issuer_and_audience(dir: &std::path::Path) -> Authenticator {
-        let mut settings = Settings::for_data_dir(dir).unwrap();
-        settings.jwt_issuer = Some(ISSUER.into());
-        settings.jwt_audience = Some(AUDIENCE.into());
-        Authenticator::from_settings(&settings).unwrap()
+        let options = AuthOptions {
+            issuer: Some(ISSUER.into()),
+            audience: Some(AUDIENCE.into()),
+            ..AuthOptions::in_dir(dir)
+        };
+        Authenticator::new(&options).unwrap()
     }
 
     #[test]
@@ -589,11 +619,10 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
     #[test]
     fn short_hs256_secrets_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::for_data_dir(dir.path()).unwrap();
+        let mut settings = AuthOptions::in_dir(dir.path());
         for weak in ["", "secret", &"x".repeat(MIN_HS256_SECRET - 1)] {
             settings.jwt_secret = Some(weak.to_owned());
-            let err =
-                Authenticator::from_settings(&settings).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = Authenticator::new(&settings).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains("openssl rand -base64 32"), "{weak:?}: {err}");
         }
         // A JWKS does not make an empty secret harmless: it would still verify HS256 tokens.
@@ -601,9 +630,9 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
         std::fs::write(&jwks, ES256_JWKS).unwrap();
         settings.jwks_file = Some(jwks);
         settings.jwt_secret = Some(String::new());
-        assert!(Authenticator::from_settings(&settings).is_err());
+        assert!(Authenticator::new(&settings).is_err());
         settings.jwt_secret = Some("x".repeat(MIN_HS256_SECRET));
-        assert!(Authenticator::from_settings(&settings).is_ok());
+        assert!(Authenticator::new(&settings).is_ok());
         assert!(!dir.path().join(HS256_KEY_FILE).exists(), "a configured secret generates no key file");
     }
 
@@ -611,7 +640,7 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
     fn an_empty_key_file_is_an_error_not_a_key() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(HS256_KEY_FILE), "").unwrap();
-        let err = Authenticator::from_settings(&Settings::for_data_dir(dir.path()).unwrap()).err().unwrap();
+        let err = Authenticator::new(&AuthOptions::in_dir(dir.path())).err().unwrap();
         assert!(format!("{err:#}").contains(HS256_KEY_FILE), "{err:#}");
     }
 }

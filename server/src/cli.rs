@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -20,12 +19,19 @@ use crate::config::{Cli, Command, LogFormat, PublishArgs, Settings};
 use crate::store::NewEvent;
 
 pub async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = Settings::load(cli.settings)?;
+    let cli = match Cli::load(std::env::args_os()) {
+        Ok(cli) => cli,
+        // `--help`, `--version` and flag errors print and exit as clap does.
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap) => clap.exit(),
+            Err(e) => return Err(e),
+        },
+    };
+    let settings = cli.settings;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Token(args) => {
-            let auth = Authenticator::from_settings(&settings)?;
+            let auth = Authenticator::new(&settings.auth())?;
             let token = auth.mint(&args.client_id, &args.sub, &args.role, &args.scopes, args.ttl.into())?;
             println!("{token}");
             Ok(())

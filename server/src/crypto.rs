@@ -6,7 +6,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
-use crate::config::Settings;
+use std::path::Path;
+
 use crate::keys::{self, KeyLen};
 
 const KEY_FILE: &str = "secrets.key";
@@ -20,10 +21,11 @@ pub struct SecretBox {
 }
 
 impl SecretBox {
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let key = match &settings.secrets_key {
+    /// The `configured` key (base64), or the one generated into `key_dir` on first use.
+    pub fn load(configured: Option<&str>, key_dir: &Path) -> anyhow::Result<Self> {
+        let key = match configured {
             Some(text) => decode_key(text)?,
-            None => keys::load_or_create(&settings.data_dir, KEY_FILE, KEY_LEN)?,
+            None => keys::load_or_create(key_dir, KEY_FILE, KEY_LEN)?,
         };
         Self::new(&key)
     }
@@ -82,14 +84,12 @@ mod tests {
     #[test]
     fn configured_keys_must_be_base64_of_32_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::for_data_dir(dir.path()).unwrap();
         for bad in ["", "  ", "not base64!", "AAAA", &STANDARD.encode([0u8; 33])] {
-            settings.secrets_key = Some(bad.to_owned());
-            let err = SecretBox::from_settings(&settings).err().map(|e| format!("{e:#}")).unwrap_or_default();
+            let err =
+                SecretBox::load(Some(bad), dir.path()).err().map(|e| format!("{e:#}")).unwrap_or_default();
             assert!(err.contains("secrets_key") && err.contains("openssl rand -base64 32"), "{bad:?}: {err}");
         }
-        settings.secrets_key = Some(STANDARD.encode([9u8; 32]));
-        assert!(SecretBox::from_settings(&settings).is_ok());
+        assert!(SecretBox::load(Some(&STANDARD.encode([9u8; 32])), dir.path()).is_ok());
         assert!(!dir.path().join(KEY_FILE).exists(), "a configured key generates no file");
     }
 }

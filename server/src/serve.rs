@@ -39,16 +39,33 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
-/// The limits every connection is served under.
-#[derive(Debug, Clone, Copy)]
+/// A request head (a few hundred bytes) takes milliseconds; ten seconds covers slow mobile
+/// links and still frees a slow-loris socket quickly.
+pub const DEFAULT_HEADER_TIMEOUT: &str = "10s";
+/// A whole request, 100 kB body and database included (the statement timeout is 30 s too).
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+/// Longer than the 60 s idle timeout of common load balancers, so they close first and never
+/// send on a connection the server is closing.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "75s";
+/// Open connections at once; far below the usual file-descriptor limits.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// The limits every connection is served under; settings of the server (`config.rs` flattens
+/// them into its own).
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct ConnectionLimits {
-    /// Most time a request head may take, from its first byte (or from the connection's start).
+    /// Most time a request head may take, from its first byte or the connection's start; then
+    /// the connection is closed.
+    #[arg(long, env = "WEBHOOKS_HEADER_TIMEOUT", global = true, default_value = DEFAULT_HEADER_TIMEOUT, value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
-    /// Most time a whole request may take, body and handler included.
+    /// Most time a whole request may take, body and handler included; then 408.
+    #[arg(long, env = "WEBHOOKS_REQUEST_TIMEOUT", global = true, default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
-    /// Most time a connection may stay open with nothing in flight.
+    /// Connections with nothing in flight are closed after this long.
+    #[arg(long, env = "WEBHOOKS_IDLE_TIMEOUT", global = true, default_value = DEFAULT_IDLE_TIMEOUT, value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
-    /// Most connections open at once; past it, new ones wait in the listen backlog.
+    /// Most client connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "WEBHOOKS_MAX_CONNECTIONS", global = true, default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 }
 

@@ -321,6 +321,10 @@ async fn usage_errors_exit_2_without_calling_the_server() {
     let no_token = webhooks(nowhere, None, &["list"]).await;
     assert_eq!(no_token.code, 2, "{no_token:#?}");
     assert!(no_token.stderr.contains("WEBHOOKS_TOKEN"), "{no_token:#?}");
+    // A token that cannot be sent as a header is refused before any request.
+    let pasted = webhooks(nowhere, Some("eyJ.abc\n.def"), &["list"]).await;
+    assert_eq!(pasted.code, 2, "{pasted:#?}");
+    assert!(pasted.stderr.contains("cannot be sent in an HTTP header"), "{pasted:#?}");
 
     for args in [
         vec!["create", "--url", "https://example.com/hook", "--events", "facility.created"],

@@ -390,7 +390,7 @@ async fn publishing_the_same_id_twice_delivers_once() {
 /// The spec: "Publishing the same id again returns the same event".
 #[tokio::test]
 async fn republishing_an_id_with_another_type_returns_the_stored_event() {
-    let server = TestServer::start_with(|s| s.run_worker = false).await;
+    let server = TestServer::start_with(|s| s.no_worker = true).await;
     let owner = server.client("client-a", "user-a");
     create(&owner, "https://example.com/hook", vec![Event::All], &[]).await;
     let publisher = server.publisher();
@@ -489,7 +489,7 @@ async fn failed_attempts_are_retried_on_the_schedule_until_a_2xx_or_the_end_of_i
 async fn the_worker_can_be_stepped_one_synchronous_round_at_a_time() {
     let receiver = Receiver::start().await;
     let server = server_for(&receiver, |s| {
-        s.run_worker = false;
+        s.no_worker = true;
         s.retry_schedule = vec![Duration::ZERO];
     })
     .await;
@@ -638,7 +638,7 @@ async fn slots_held_by_slow_receivers_do_not_hold_back_due_deliveries() {
         s.delivery_concurrency = CONCURRENCY;
         // One receiver, one destination: its share is the whole worker here (and, once it has
         // answered, the half for receivers not known to answer does not apply to it).
-        s.delivery_per_host_concurrency = CONCURRENCY;
+        s.delivery_per_host_concurrency = Some(CONCURRENCY);
         s.delivery_timeout = Duration::from_secs(8);
         s.delivery_lease = Duration::from_secs(30);
         s.retry_schedule = Vec::new();
@@ -698,7 +698,7 @@ async fn tarpits_hold_only_their_share_of_the_worker() {
     let server = TestServer::start_with(|s| {
         trust_all(s, tarpits.iter().chain([&healthy]));
         s.delivery_concurrency = CONCURRENCY;
-        s.delivery_per_host_concurrency = PER_HOST;
+        s.delivery_per_host_concurrency = Some(PER_HOST);
         s.delivery_timeout = Duration::from_secs(60);
         s.delivery_lease = Duration::from_secs(120);
         s.retry_schedule = Vec::new();
@@ -777,7 +777,7 @@ async fn tarpits_together_hold_at_most_half_the_worker() {
     let server = TestServer::start_with(|s| {
         trust_all(s, tarpits.iter().chain([&healthy]));
         s.delivery_concurrency = 8;
-        s.delivery_per_host_concurrency = 2;
+        s.delivery_per_host_concurrency = Some(2);
         s.delivery_timeout = timeout;
         s.delivery_lease = Duration::from_secs(30);
         s.retry_schedule = Vec::new();

@@ -22,8 +22,7 @@ use webhooks_client::signature::{verify, EVENT_ID_HEADER};
 use webhooks_e2e::process::{server_command, ServerProcess};
 use webhooks_e2e::receiver::{Receiver, Recorded};
 use webhooks_e2e::{install_crypto_provider, raw_http_client, TestDatabase, FACILITY_USER, PUBLISH_SCOPE};
-use webhooks_server::auth::Authenticator;
-use webhooks_server::config::{Settings, SettingsArgs};
+use webhooks_server::auth::{AuthOptions, Authenticator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_webhooks-server-under-test");
 const EVENTS: usize = 1000;
@@ -82,13 +81,8 @@ impl Cluster {
 /// Tokens the replicas accept (they share the HS256 secret).
 fn tokens() -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::load(SettingsArgs {
-        data_dir: Some(dir.path().to_owned()),
-        jwt_secret: Some(JWT_SECRET.into()),
-        ..Default::default()
-    })
-    .unwrap();
-    let auth = Authenticator::from_settings(&settings).unwrap();
+    let options = AuthOptions { jwt_secret: Some(JWT_SECRET.into()), ..AuthOptions::in_dir(dir.path()) };
+    let auth = Authenticator::new(&options).unwrap();
     let hour = Duration::from_secs(3600);
     let owner = auth.mint(CLIENT, USER, FACILITY_USER, &[], hour).unwrap();
     let publisher =

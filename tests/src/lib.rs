@@ -39,7 +39,7 @@ pub struct TestServer {
     auth: Authenticator,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
-    /// The app's delivery worker: its loop runs unless `run_worker` was turned off, in which
+    /// The app's delivery worker: its loop runs unless `no_worker` was set, in which
     /// case a test steps it with `deliver_due()`.
     pub worker: Arc<Worker>,
     /// The database URL the server uses (SQLite in `data_dir`, or PostgreSQL: see [`E2E_BACKEND_ENV`]).
@@ -76,18 +76,18 @@ impl TestServer {
             Ok(other) => panic!("{E2E_BACKEND_ENV}={other}: expected sqlite or postgres"),
         };
         if let Some(database) = &database {
-            settings.database_url = database.url.clone();
+            settings.database_url = Some(database.url.clone());
         }
         settings.rate_limit = 0;
         configure(&mut settings);
-        let database_url = settings.database_url.clone();
+        let database_url = settings.database_url();
         settings.bind = "127.0.0.1:0".parse().expect("socket address");
         // Bound before `serve` starts: connections made from now on wait in the backlog,
         // so no readiness polling is needed.
         let listener = TcpListener::bind(settings.bind).await.expect("binding port 0");
         let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
         // Same settings, same data dir => the key the server verifies with.
-        let auth = Authenticator::from_settings(&settings).expect("authenticator");
+        let auth = Authenticator::new(&settings.auth()).expect("authenticator");
         let app = App::build(settings).await.expect("building the app");
         let worker = app.worker.clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -145,7 +145,7 @@ impl TestServer {
 
     /// The generated client without any `Authorization` header.
     pub fn anonymous_client(&self) -> webhooks_client::Client {
-        webhooks_client::Client::new(&self.base_url)
+        webhooks_client::anonymous(&self.base_url).expect("building the client")
     }
 
     /// Sends exactly these headers and body bytes (`None`: no body). reqwest adds no
@@ -318,7 +318,7 @@ impl TestServer {
         let database = TestDatabase::from_env(test).await?;
         let url = database.url.clone();
         let server = Self::start_with(move |settings| {
-            settings.database_url = url;
+            settings.database_url = Some(url);
             configure(settings);
         })
         .await;

@@ -48,11 +48,12 @@ where
     let token = cli.global.token.as_deref().unwrap_or_default();
     let view = View { json: cli.global.json, show_secrets: cli.global.show_secrets };
 
-    // reqwest is built with `rustls-no-provider`: building a client (even for plain HTTP)
-    // panics unless a process-wide provider is installed. Err: one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match crate::with_token(&cli.global.base_url, token) {
         Ok(client) => client,
+        Err(e @ (crate::ClientError::EmptyToken | crate::ClientError::InvalidToken)) => {
+            let _ = writeln!(err, "error: --token / WEBHOOKS_TOKEN: {e}");
+            return EXIT_USAGE;
+        }
         Err(e) => {
             let _ = writeln!(err, "error: could not build the HTTP client: {}", error::chain(&e));
             return EXIT_CONNECTION;
