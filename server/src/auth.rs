@@ -24,6 +24,8 @@ use webhooks::rt::Rejection;
 use crate::keys::{self, KeyLen, MIN_HS256_SECRET};
 
 const HS256_KEY_FILE: &str = "jwt-hs256.key";
+/// The documented role of the Public API's users (claim `role`).
+pub const DEFAULT_ALLOWED_ROLE: &str = "FACILITY_USER";
 
 /// How tokens are verified (the server's settings build it; see `config.rs`).
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ impl AuthOptions {
             jwks_file: None,
             issuer: None,
             audience: None,
-            allowed_roles: vec![crate::config::DEFAULT_ALLOWED_ROLE.to_owned()],
+            allowed_roles: vec![DEFAULT_ALLOWED_ROLE.to_owned()],
             key_dir: key_dir.to_owned(),
         }
     }

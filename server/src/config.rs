@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use clap::parser::ValueSource;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::auth::DEFAULT_ALLOWED_ROLE;
 use crate::serve::ConnectionLimits;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -58,7 +59,6 @@ pub const DEFAULT_DELIVERY_TIMEOUT: &str = "15s";
 /// connects; a destination that never accepts holds a slot for this long, not a whole
 /// delivery timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_ALLOWED_ROLE: &str = "FACILITY_USER";
 
 #[derive(Debug, Parser)]
 #[command(name = "webhooks-server", version, about = "The User Webhooks API server")]

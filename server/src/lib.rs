@@ -15,3 +15,6 @@ pub mod redact;
 pub mod routing;
 pub mod serve;
 pub mod store;
+
+#[cfg(test)]
+mod layering;
