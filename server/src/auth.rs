@@ -407,14 +407,8 @@ DveMy4yq5Xgb00drHWmlht1PbTFZGY1F0k7/GifFMudKol1iZkLI8dLu
         let claims = |iss: &str| Claims {
             sub: "user-1".into(),
             azp: Some("provider-client".into()),
-            client_id: None,
-            role: Some("FACILITY_USER".into()),
-            scope: String::new(),
-            iat: now_secs(),
-            exp: now_secs() + 300,
-            nbf: None,
             iss: Some(iss.into()),
-            aud: None,
+            ..valid_claims()
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("provider-key-1".into());
