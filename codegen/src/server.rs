@@ -373,20 +373,53 @@ fn trait_method(op: &Operation) -> TokenStream {
 
 fn handler(op: &Operation) -> TokenStream {
     let name = format_ident!("{}", op.fn_name());
-    let variant = format_ident!("{}", op.type_name());
     let mut steps = Vec::new();
     let mut args = Vec::new();
     // Order of checks: body size (413), authentication (401, 403), the rate limit (429), then
     // input (400); the handler decides the rest (e.g. 404 for an unknown id). A request
     // turned away before the rate limit does not spend any of it.
     if op.body.is_some() {
-        steps.push(quote! {
-            let bytes = match rt::body::read(body, api.body_limit()).await {
-                Ok(bytes) => bytes,
-                Err(rejection) => return api.reject(rejection),
-            };
-        });
+        steps.push(read_body_step());
     }
+    steps.extend(security_steps(op, &mut args));
+    steps.extend(path_param_steps(op, &mut args));
+    if !op.query_params.is_empty() {
+        steps.push(query_step(op));
+        args.push(quote! { query });
+    }
+    if let Some(body) = &op.body {
+        steps.push(body_step(body));
+        args.push(quote! { body });
+    }
+    let path_extract = path_extract(op);
+    let (parts_binding, body_binding) = request_bindings(op);
+    quote! {
+        pub async fn #name<A: Api>(State(api): State<Arc<A>>, request: Request) -> Response {
+            let (#parts_binding, #body_binding) = request.into_parts();
+            #path_extract
+            #(#steps)*
+            match api.#name(#(#args),*).await {
+                Ok(response) => response.into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+    }
+}
+
+/// Reads the raw body within the limit (413 before anything else).
+fn read_body_step() -> TokenStream {
+    quote! {
+        let bytes = match rt::body::read(body, api.body_limit()).await {
+            Ok(bytes) => bytes,
+            Err(rejection) => return api.reject(rejection),
+        };
+    }
+}
+
+/// Authentication (401, 403), then the rate limit (429), as the operation declares them.
+fn security_steps(op: &Operation, args: &mut Vec<TokenStream>) -> Vec<TokenStream> {
+    let variant = format_ident!("{}", op.type_name());
+    let mut steps = Vec::new();
     if op.secured {
         steps.push(quote! {
             let principal = match api.authenticate(Operation::#variant, &parts.headers).await {
@@ -403,79 +436,98 @@ fn handler(op: &Operation) -> TokenStream {
             }
         });
     }
-    for p in &op.path_params {
-        let n = format_ident!("{}", p.rust_name());
-        let api_name = &p.name;
-        steps.push(quote! {
-            let Some(#n) = rt::params::path(&path_params, #api_name) else {
-                return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() });
-            };
-        });
-        args.push(quote! { #n });
-    }
-    if !op.query_params.is_empty() {
-        let t = format_ident!("{}", op.type_name());
-        let validate = query_validator(op);
-        let prepare = op.query_params.iter().map(|p| {
-            let name = &p.name;
-            let coerce = match p.kind {
-                QueryKind::Integer => quote! { rt::query::to_number(&mut query, #name); },
-                QueryKind::Boolean => quote! { rt::query::to_boolean(&mut query, #name); },
-                QueryKind::String | QueryKind::Component(_) => quote! {},
-            };
-            let default = p.default.as_ref().map(|d| {
-                let value = json_literal(d);
-                quote! { query.entry(#name).or_insert_with(|| #value); }
-            });
-            quote! { #coerce #default }
-        });
-        steps.push(quote! {
-            let mut query = rt::query::parse(parts.uri.query());
-            #(#prepare)*
-            let query = serde_json::Value::Object(query);
-            let errors = validate::#validate(&query);
-            if !errors.is_empty() {
-                return api.reject(Rejection::Validation(errors));
+    steps
+}
+
+/// One binding per path parameter; a missing one is no route of the contract.
+fn path_param_steps(op: &Operation, args: &mut Vec<TokenStream>) -> Vec<TokenStream> {
+    op.path_params
+        .iter()
+        .map(|p| {
+            let n = format_ident!("{}", p.rust_name());
+            let api_name = &p.name;
+            args.push(quote! { #n });
+            quote! {
+                let Some(#n) = rt::params::path(&path_params, #api_name) else {
+                    return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() });
+                };
             }
-            let query: queries::#t = match serde_json::from_value(query) {
-                Ok(query) => query,
-                Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
-            };
+        })
+        .collect()
+}
+
+/// Parses the query, converts and defaults it as the parameters' types say, validates it and
+/// deserializes it into the operation's query struct.
+fn query_step(op: &Operation) -> TokenStream {
+    let t = format_ident!("{}", op.type_name());
+    let validate = query_validator(op);
+    let prepare = op.query_params.iter().map(|p| {
+        let name = &p.name;
+        let coerce = match p.kind {
+            QueryKind::Integer => quote! { rt::query::to_number(&mut query, #name); },
+            QueryKind::Boolean => quote! { rt::query::to_boolean(&mut query, #name); },
+            QueryKind::String | QueryKind::Component(_) => quote! {},
+        };
+        let default = p.default.as_ref().map(|d| {
+            let value = json_literal(d);
+            quote! { query.entry(#name).or_insert_with(|| #value); }
         });
-        args.push(quote! { query });
-    }
-    if let Some(body) = &op.body {
-        let t = format_ident!("{}", body);
-        let validate = validators::fn_name(body);
-        steps.push(quote! {
-            let value = match rt::body::json(&parts.headers, &bytes) {
-                Ok(value) => value,
-                Err(rejection) => return api.reject(rejection),
-            };
-            let errors = validate::#validate(&value);
-            if !errors.is_empty() {
-                return api.reject(Rejection::Validation(errors));
-            }
-            let body: types::#t = match serde_json::from_value(value) {
-                Ok(body) => body,
-                Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
-            };
-        });
-        args.push(quote! { body });
-    }
-    let path_extract = if op.path_params.is_empty() {
-        quote! {}
-    } else {
-        quote! {
-            let path_params = {
-                use axum::extract::FromRequestParts;
-                match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
-                    Ok(params) => params,
-                    Err(_) => return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() }),
-                }
-            };
+        quote! { #coerce #default }
+    });
+    quote! {
+        let mut query = rt::query::parse(parts.uri.query());
+        #(#prepare)*
+        let query = serde_json::Value::Object(query);
+        let errors = validate::#validate(&query);
+        if !errors.is_empty() {
+            return api.reject(Rejection::Validation(errors));
         }
-    };
+        let query: queries::#t = match serde_json::from_value(query) {
+            Ok(query) => query,
+            Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
+        };
+    }
+}
+
+/// Decodes the JSON body, validates it and deserializes it into its component type.
+fn body_step(body: &str) -> TokenStream {
+    let t = format_ident!("{}", body);
+    let validate = validators::fn_name(body);
+    quote! {
+        let value = match rt::body::json(&parts.headers, &bytes) {
+            Ok(value) => value,
+            Err(rejection) => return api.reject(rejection),
+        };
+        let errors = validate::#validate(&value);
+        if !errors.is_empty() {
+            return api.reject(Rejection::Validation(errors));
+        }
+        let body: types::#t = match serde_json::from_value(value) {
+            Ok(body) => body,
+            Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
+        };
+    }
+}
+
+/// Extracts the raw path parameters, when the operation has any.
+fn path_extract(op: &Operation) -> TokenStream {
+    if op.path_params.is_empty() {
+        return quote! {};
+    }
+    quote! {
+        let path_params = {
+            use axum::extract::FromRequestParts;
+            match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
+                Ok(params) => params,
+                Err(_) => return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() }),
+            }
+        };
+    }
+}
+
+/// The bindings of the request's parts and body: unused ones are `_`-named so the generated
+/// code compiles without warnings.
+fn request_bindings(op: &Operation) -> (TokenStream, TokenStream) {
     let uses_parts =
         op.secured || !op.path_params.is_empty() || !op.query_params.is_empty() || op.body.is_some();
     let parts_binding = match (uses_parts, op.path_params.is_empty()) {
@@ -488,17 +540,7 @@ fn handler(op: &Operation) -> TokenStream {
     } else {
         quote! { _body }
     };
-    quote! {
-        pub async fn #name<A: Api>(State(api): State<Arc<A>>, request: Request) -> Response {
-            let (#parts_binding, #body_binding) = request.into_parts();
-            #path_extract
-            #(#steps)*
-            match api.#name(#(#args),*).await {
-                Ok(response) => response.into_response(),
-                Err(e) => e.into_response(),
-            }
-        }
-    }
+    (parts_binding, body_binding)
 }
 
 fn query_validator(op: &Operation) -> syn::Ident {
