@@ -10,6 +10,29 @@ const JSON: &str = "application/json";
 
 pub struct Api {
     pub operations: Vec<Operation>,
+    /// The requests the service makes itself (`callbacks` of the operations), in spec order.
+    pub callbacks: Vec<Callback>,
+}
+
+/// A request the service sends (an operation's `callbacks` entry), e.g. a delivery to a webhook.
+pub struct Callback {
+    /// The `operationId` of the operation declaring it.
+    pub operation: String,
+    /// The callback's key, e.g. `userEvent`.
+    pub name: String,
+    /// The runtime expression of the URL, e.g. `{$request.body#/url}`.
+    pub expression: String,
+    pub method: String,
+    /// Component schema name of the JSON request body.
+    pub body: String,
+    /// Header parameters, in spec order: (name, required).
+    pub headers: Vec<(String, bool)>,
+}
+
+impl Callback {
+    pub fn rust_name(&self) -> String {
+        self.name.to_snake_case()
+    }
 }
 
 pub struct Operation {
@@ -55,6 +78,10 @@ pub enum QueryKind {
     Boolean,
     /// A component schema (an enum), by name.
     Component(String),
+    /// An inline string `enum`: the values, in spec order (a Rust enum of the query module).
+    Enum(Vec<String>),
+    /// `format: date-time`: parsed into an instant after validation.
+    DateTime,
 }
 
 pub struct Response {
@@ -123,6 +150,7 @@ impl QueryParam {
 impl Api {
     pub fn from_spec(spec: &OpenAPI) -> Result<Self, Error> {
         let mut operations = Vec::new();
+        let mut callbacks = Vec::new();
         for (path, item) in spec.paths.iter() {
             let item = item
                 .as_item()
@@ -134,10 +162,12 @@ impl Api {
                 ));
             }
             for (method, op) in item.iter() {
-                operations.push(operation(spec, path, method, op)?);
+                let operation = operation(spec, path, method, op)?;
+                callbacks.extend(operation_callbacks(spec, &operation, op)?);
+                operations.push(operation);
             }
         }
-        Ok(Self { operations })
+        Ok(Self { operations, callbacks })
     }
 }
 
@@ -250,6 +280,18 @@ fn query_param(
     let schema = resolve_ref(spec, schema_ref, "schemas").map_err(|e| Error::invalid(&at, e))?;
     let kind = match (&schema.schema_kind, component_name(schema_ref)) {
         (_, Some(name)) => QueryKind::Component(name),
+        (openapiv3::SchemaKind::Type(openapiv3::Type::String(s)), None) if !s.enumeration.is_empty() => {
+            let values: Vec<String> = s.enumeration.iter().flatten().cloned().collect();
+            if values.len() != s.enumeration.len() {
+                return Err(Error::unsupported(&at, "a null in a query parameter's enum"));
+            }
+            QueryKind::Enum(values)
+        }
+        (openapiv3::SchemaKind::Type(openapiv3::Type::String(s)), None)
+            if s.format == openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::StringFormat::DateTime) =>
+        {
+            QueryKind::DateTime
+        }
         (openapiv3::SchemaKind::Type(openapiv3::Type::String(_)), None) => QueryKind::String,
         (openapiv3::SchemaKind::Type(openapiv3::Type::Integer(_)), None) => QueryKind::Integer,
         (openapiv3::SchemaKind::Type(openapiv3::Type::Boolean(_)), None) => QueryKind::Boolean,
@@ -404,6 +446,54 @@ fn check_generated_answers(op: &Operation) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The operation's `callbacks`: each a single operation with a JSON component body and only
+/// header parameters (what a receiver must read).
+fn operation_callbacks(
+    spec: &OpenAPI,
+    operation: &Operation,
+    op: &openapiv3::Operation,
+) -> Result<Vec<Callback>, Error> {
+    let mut callbacks = Vec::new();
+    for (name, callback) in &op.callbacks {
+        let at = format!("{}, callback {name}", operation.at());
+        for (expression, item) in callback {
+            let mut methods = item.iter();
+            let (Some((method, cb)), None) = (methods.next(), methods.next()) else {
+                return Err(Error::unsupported(&at, "a callback with other than exactly one operation"));
+            };
+            let body = request_body(spec, &at, cb)?
+                .ok_or_else(|| Error::unsupported(&at, "a callback without a request body"))?;
+            let mut headers = Vec::new();
+            for param in &cb.parameters {
+                match resolve_ref(spec, param, "parameters").map_err(|e| Error::invalid(&at, e))? {
+                    Parameter::Header { parameter_data, .. } => {
+                        headers.push((parameter_data.name.clone(), parameter_data.required))
+                    }
+                    other => {
+                        return Err(Error::unsupported(
+                            &at,
+                            format!(
+                                "parameter {} in {} (only headers)",
+                                other.parameter_data_ref().name,
+                                location(other)
+                            ),
+                        ))
+                    }
+                }
+            }
+            callbacks.push(Callback {
+                operation: operation.id.clone(),
+                name: name.clone(),
+                expression: expression.clone(),
+                method: method.to_uppercase(),
+                body,
+                headers,
+            });
+        }
+    }
+    Ok(callbacks)
 }
 
 /// A documented 429 makes the operation rate limited, per client: that needs a caller, and

@@ -7,13 +7,18 @@ use openapiv3::OpenAPI;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
 
-use crate::model::{Api, HeaderKind, Operation, QueryKind, Response, ResponseHeader};
+use crate::model::{Api, Callback, HeaderKind, Operation, QueryKind, QueryParam, Response, ResponseHeader};
 use crate::schema::{component_schema, typify_schemas};
 use crate::{validators, Error};
 
 pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     // Validators first: their errors name the property (typify's would only name the type).
-    let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
+    let bodies: BTreeSet<&String> = api
+        .operations
+        .iter()
+        .filter_map(|op| op.body.as_ref())
+        .chain(api.callbacks.iter().map(|c| &c.body))
+        .collect();
     let mut validators =
         bodies.into_iter().map(|schema| validators::generate(spec, schema)).collect::<Result<Vec<_>, _>>()?;
     for op in api.operations.iter().filter(|op| !op.query_params.is_empty()) {
@@ -31,6 +36,8 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     let methods = api.operations.iter().map(trait_method);
     let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
     let queries = api.operations.iter().filter(|op| !op.query_params.is_empty()).map(query_struct);
+    let query_enums = api.operations.iter().flat_map(query_enums);
+    let callbacks = api.callbacks.iter().map(|c| callback(spec, c)).collect::<Result<Vec<_>, _>>()?;
     let router = router(api);
 
     Ok(quote! {
@@ -55,6 +62,13 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
             #[allow(unused_imports)]
             use super::types;
             #(#queries)*
+            #(#query_enums)*
+        }
+
+        /// The requests the service makes itself (the contract's `callbacks`): what a receiver
+        /// gets, so that the sender can be checked against the contract.
+        pub mod callbacks {
+            #(#callbacks)*
         }
 
         /// Request validators derived from the schema constraints (class-validator semantics).
@@ -466,13 +480,26 @@ fn query_step(op: &Operation) -> TokenStream {
         let coerce = match p.kind {
             QueryKind::Integer => quote! { rt::query::to_number(&mut query, #name); },
             QueryKind::Boolean => quote! { rt::query::to_boolean(&mut query, #name); },
-            QueryKind::String | QueryKind::Component(_) => quote! {},
+            QueryKind::String | QueryKind::Component(_) | QueryKind::Enum(_) | QueryKind::DateTime => {
+                quote! {}
+            }
         };
         let default = p.default.as_ref().map(|d| {
             let value = json_literal(d);
             quote! { query.entry(#name).or_insert_with(|| #value); }
         });
         quote! { #coerce #default }
+    });
+    // The validator checks a date's shape; one that is no instant (a 31 February) fails here,
+    // with the same message, before the handler sees it.
+    let instants = op.query_params.iter().filter(|p| matches!(p.kind, QueryKind::DateTime)).map(|p| {
+        let name = &p.name;
+        let message = validators::date_time_message(name, &p.schema);
+        quote! {
+            if query.get(#name).and_then(|v| v.as_str()).is_some_and(|text| crate::rt::date::parse_instant(text).is_none()) {
+                return api.reject(Rejection::Validation(vec![#message.to_owned()]));
+            }
+        }
     });
     quote! {
         let mut query = rt::query::parse(parts.uri.query());
@@ -482,6 +509,7 @@ fn query_step(op: &Operation) -> TokenStream {
         if !errors.is_empty() {
             return api.reject(Rejection::Validation(errors));
         }
+        #(#instants)*
         let query: queries::#t = match serde_json::from_value(query) {
             Ok(query) => query,
             Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
@@ -579,12 +607,23 @@ fn query_struct(op: &Operation) -> TokenStream {
                 let c = format_ident!("{}", c);
                 quote! { types::#c }
             }
+            QueryKind::Enum(_) => {
+                let e = query_enum_name(op, p);
+                quote! { #e }
+            }
+            QueryKind::DateTime => quote! { chrono::DateTime<chrono::Utc> },
         };
         let doc = p.description.clone().unwrap_or_default();
-        if p.required || p.default.is_some() {
-            quote! { #[doc = #doc] #[serde(rename = #api_name)] pub #field: #ty, }
-        } else {
-            quote! { #[doc = #doc] #[serde(rename = #api_name, default)] pub #field: Option<#ty>, }
+        let required = p.required || p.default.is_some();
+        match (&p.kind, required) {
+            (QueryKind::DateTime, true) => quote! {
+                #[doc = #doc] #[serde(rename = #api_name, deserialize_with = "crate::rt::date::deserialize")] pub #field: #ty,
+            },
+            (QueryKind::DateTime, false) => quote! {
+                #[doc = #doc] #[serde(rename = #api_name, default, deserialize_with = "crate::rt::date::deserialize_option")] pub #field: Option<#ty>,
+            },
+            (_, true) => quote! { #[doc = #doc] #[serde(rename = #api_name)] pub #field: #ty, },
+            (_, false) => quote! { #[doc = #doc] #[serde(rename = #api_name, default)] pub #field: Option<#ty>, },
         }
     });
     quote! {
@@ -592,6 +631,83 @@ fn query_struct(op: &Operation) -> TokenStream {
         #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
         pub struct #name { #(#fields)* }
     }
+}
+
+/// The Rust enum of an inline string-enum query parameter: operation and parameter name.
+fn query_enum_name(op: &Operation, p: &QueryParam) -> syn::Ident {
+    format_ident!("{}{}", op.type_name(), p.name.to_upper_camel_case())
+}
+
+/// One Rust enum per inline string-enum query parameter, so handlers match on variants
+/// instead of comparing strings.
+fn query_enums(op: &Operation) -> Vec<TokenStream> {
+    op.query_params
+        .iter()
+        .filter_map(|p| match &p.kind {
+            QueryKind::Enum(values) => Some((p, values)),
+            _ => None,
+        })
+        .map(|(p, values)| {
+            let name = query_enum_name(op, p);
+            let doc = format!("The values of `{}`'s query parameter `{}`.", op.id, p.name);
+            let variants: Vec<_> =
+                values.iter().map(|v| format_ident!("{}", v.to_upper_camel_case())).collect();
+            quote! {
+                #[doc = #doc]
+                #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+                pub enum #name { #( #[serde(rename = #values)] #variants, )* }
+
+                impl #name {
+                    /// Every value, in spec order.
+                    pub const ALL: &'static [#name] = &[#(#name::#variants),*];
+
+                    /// The value as written on the wire.
+                    pub fn as_str(self) -> &'static str {
+                        match self { #(#name::#variants => #values,)* }
+                    }
+                }
+
+                impl std::fmt::Display for #name {
+                    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(self.as_str())
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// A callback as constants and the validator of its body (the component schema's, then its
+/// `x-required-by` rules).
+fn callback(spec: &OpenAPI, c: &Callback) -> Result<TokenStream, Error> {
+    let module = format_ident!("{}", c.rust_name());
+    let doc = format!("`{}` of `{}`: `{} {}`.", c.name, c.operation, c.method, c.expression);
+    let (method, expression, schema) = (&c.method, &c.expression, &c.body);
+    let required: Vec<&String> = c.headers.iter().filter(|(_, r)| *r).map(|(h, _)| h).collect();
+    let validate = validators::fn_name(&c.body);
+    let required_by = validators::required_by_calls(spec, &c.body)?;
+    Ok(quote! {
+        #[doc = #doc]
+        pub mod #module {
+            /// The HTTP method.
+            pub const METHOD: &str = #method;
+            /// The runtime expression of the URL the request goes to.
+            pub const URL_EXPRESSION: &str = #expression;
+            /// The component schema of the JSON body.
+            pub const BODY_SCHEMA: &str = #schema;
+            /// The headers every such request carries.
+            pub const REQUIRED_HEADERS: &[&str] = &[#(#required),*];
+
+            /// Checks a body against the contract: one message per broken rule, none when it conforms.
+            pub fn validate_body(body: &serde_json::Value) -> Vec<String> {
+                let mut errors = super::super::validate::#validate(body);
+                if errors.is_empty() {
+                    #(#required_by)*
+                }
+                errors
+            }
+        }
+    })
 }
 
 fn router(api: &Api) -> TokenStream {
