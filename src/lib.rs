@@ -8,7 +8,6 @@
 /// The contract, exactly as checked in (served at `/api-docs/openapi.yaml`).
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 
-#[cfg(feature = "server")]
 pub mod rt;
 
 #[cfg(any(test, feature = "testing"))]

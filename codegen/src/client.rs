@@ -25,8 +25,12 @@ pub fn generate(spec: &OpenAPI) -> Result<TokenStream, Error> {
     settings.with_interface(InterfaceStyle::Positional).with_tag(TagStyle::Merged);
     // progenitor reports some unsupported constructs by panicking; make them build errors.
     let result = catch_unwind(AssertUnwindSafe(|| Generator::new(&settings).generate_tokens(&spec)));
+    let contract = contract_constants(&spec)?;
     match result {
-        Ok(Ok(tokens)) => Ok(tokens),
+        Ok(Ok(mut tokens)) => {
+            tokens.extend(contract);
+            Ok(tokens)
+        }
         Ok(Err(e)) => Err(Error::Client(e.to_string())),
         Err(panic) => Err(Error::Client(
             panic
@@ -36,6 +40,60 @@ pub fn generate(spec: &OpenAPI) -> Result<TokenStream, Error> {
                 .unwrap_or_else(|| "progenitor panicked".to_owned()),
         )),
     }
+}
+
+/// `pub mod contract`: the values of the spec's string enums and the item counts of its arrays
+/// as constants, so that a caller checking input before sending it (the CLI) has no copy of its own.
+fn contract_constants(spec: &OpenAPI) -> Result<TokenStream, Error> {
+    use heck::ToShoutySnakeCase;
+    use quote::{format_ident, quote};
+    let mut items = Vec::new();
+    let Some(components) = &spec.components else {
+        return Ok(quote! { pub mod contract {} });
+    };
+    for (name, schema) in &components.schemas {
+        let schema = resolve_ref(spec, schema, "schemas")
+            .map_err(|e| Error::invalid(format!("components/schemas/{name}"), e))?;
+        match &schema.schema_kind {
+            SchemaKind::Type(openapiv3::Type::String(s)) if !s.enumeration.is_empty() => {
+                let values: Vec<&String> = s.enumeration.iter().flatten().collect();
+                let n = values.len();
+                let constant = format_ident!("{}", name.to_shouty_snake_case());
+                let doc = format!("Every value of `{name}`, in spec order, as written on the wire.");
+                items.push(quote! { #[doc = #doc] pub const #constant: [&str; #n] = [#(#values),*]; });
+            }
+            SchemaKind::Type(openapiv3::Type::Object(object)) => {
+                for (property, value) in &object.properties {
+                    let Some(array) = value.as_item().and_then(|p| match &p.schema_kind {
+                        SchemaKind::Type(openapiv3::Type::Array(a)) => Some(a),
+                        _ => None,
+                    }) else {
+                        continue;
+                    };
+                    for (bound, keyword) in [(array.min_items, "MIN_ITEMS"), (array.max_items, "MAX_ITEMS")] {
+                        let Some(bound) = bound else { continue };
+                        let constant = format_ident!(
+                            "{}_{}_{keyword}",
+                            name.to_shouty_snake_case(),
+                            property.to_shouty_snake_case()
+                        );
+                        let doc = format!(
+                            "`{}` of `{name}.{property}`.",
+                            if keyword == "MIN_ITEMS" { "minItems" } else { "maxItems" }
+                        );
+                        items.push(quote! { #[doc = #doc] pub const #constant: usize = #bound; });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(quote! {
+        /// Values and limits of the contract's schemas, as constants.
+        pub mod contract {
+            #(#items)*
+        }
+    })
 }
 
 /// Pins each error schema's `statusCode` to the one status it is used for, so the untagged

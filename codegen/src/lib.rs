@@ -4,9 +4,12 @@
 //! source for `OUT_DIR`,
 //! - the server side ([`server`]): models (typify), one response enum per operation, one
 //!   trait method per `operationId` with no default body, request validators derived from
-//!   the schema constraints ([`validators`]) and an axum router;
+//!   the schema constraints ([`validators`], with the `x-required-data` / `x-required-by`
+//!   rules), Rust enums for inline query enums, an axum router, and for each `callbacks` entry
+//!   its method, headers and body validator (`server::callbacks`);
 //! - the client side ([`client`]): a progenitor client, after a pre-pass that merges each
-//!   operation's error schemas into one.
+//!   operation's error schemas into one, and `contract`: the spec's enum values and item
+//!   counts as constants.
 //!
 //! Anything in the spec the generator does not understand is an [`Error`] naming the spot,
 //! never a silently different server.

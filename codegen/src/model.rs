@@ -10,6 +10,29 @@ const JSON: &str = "application/json";
 
 pub struct Api {
     pub operations: Vec<Operation>,
+    /// The requests the service makes itself (`callbacks` of the operations), in spec order.
+    pub callbacks: Vec<Callback>,
+}
+
+/// A request the service sends (an operation's `callbacks` entry), e.g. a delivery to a webhook.
+pub struct Callback {
+    /// The `operationId` of the operation declaring it.
+    pub operation: String,
+    /// The callback's key, e.g. `userEvent`.
+    pub name: String,
+    /// The runtime expression of the URL, e.g. `{$request.body#/url}`.
+    pub expression: String,
+    pub method: String,
+    /// Component schema name of the JSON request body.
+    pub body: String,
+    /// Header parameters, in spec order: (name, required).
+    pub headers: Vec<(String, bool)>,
+}
+
+impl Callback {
+    pub fn rust_name(&self) -> String {
+        self.name.to_snake_case()
+    }
 }
 
 pub struct Operation {
@@ -55,6 +78,10 @@ pub enum QueryKind {
     Boolean,
     /// A component schema (an enum), by name.
     Component(String),
+    /// An inline string `enum`: the values, in spec order (a Rust enum of the query module).
+    Enum(Vec<String>),
+    /// `format: date-time`: parsed into an instant after validation.
+    DateTime,
 }
 
 pub struct Response {
@@ -123,6 +150,7 @@ impl QueryParam {
 impl Api {
     pub fn from_spec(spec: &OpenAPI) -> Result<Self, Error> {
         let mut operations = Vec::new();
+        let mut callbacks = Vec::new();
         for (path, item) in spec.paths.iter() {
             let item = item
                 .as_item()
@@ -134,10 +162,12 @@ impl Api {
                 ));
             }
             for (method, op) in item.iter() {
-                operations.push(operation(spec, path, method, op)?);
+                let operation = operation(spec, path, method, op)?;
+                callbacks.extend(operation_callbacks(spec, &operation, op)?);
+                operations.push(operation);
             }
         }
-        Ok(Self { operations })
+        Ok(Self { operations, callbacks })
     }
 }
 
@@ -154,167 +184,11 @@ fn operation(
         .ok_or_else(|| Error::invalid(format!("{method} {path}"), "operation without operationId"))?;
     let at = format!("operation {id} ({method} {path})");
 
-    let mut path_params = Vec::new();
-    let mut query_params = Vec::new();
-    for param in &op.parameters {
-        let param = resolve_ref(spec, param, "parameters").map_err(|e| Error::invalid(&at, e))?;
-        match param {
-            Parameter::Path { parameter_data, .. } => {
-                let schema = match &parameter_data.format {
-                    openapiv3::ParameterSchemaOrContent::Schema(s) => s,
-                    _ => return Err(Error::unsupported(&at, "a path parameter without a schema")),
-                };
-                let schema = resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(&at, e))?;
-                if !matches!(schema.schema_kind, openapiv3::SchemaKind::Type(openapiv3::Type::String(_))) {
-                    return Err(Error::unsupported(
-                        &at,
-                        format!("path parameter {} of a type other than string", parameter_data.name),
-                    ));
-                }
-                if !path.contains(&format!("{{{}}}", parameter_data.name)) {
-                    return Err(Error::invalid(
-                        &at,
-                        format!("path parameter {} is not in the path", parameter_data.name),
-                    ));
-                }
-                path_params.push(PathParam { name: parameter_data.name.clone() });
-            }
-            Parameter::Query {
-                parameter_data,
-                allow_reserved: false,
-                style: openapiv3::QueryStyle::Form,
-                allow_empty_value: None | Some(false),
-            } => {
-                let at = format!("{at}, query parameter {}", parameter_data.name);
-                let schema_ref = match &parameter_data.format {
-                    openapiv3::ParameterSchemaOrContent::Schema(s) => s,
-                    _ => return Err(Error::unsupported(&at, "a query parameter without a schema")),
-                };
-                let schema = resolve_ref(spec, schema_ref, "schemas").map_err(|e| Error::invalid(&at, e))?;
-                let kind = match (&schema.schema_kind, component_name(schema_ref)) {
-                    (_, Some(name)) => QueryKind::Component(name),
-                    (openapiv3::SchemaKind::Type(openapiv3::Type::String(_)), None) => QueryKind::String,
-                    (openapiv3::SchemaKind::Type(openapiv3::Type::Integer(_)), None) => QueryKind::Integer,
-                    (openapiv3::SchemaKind::Type(openapiv3::Type::Boolean(_)), None) => QueryKind::Boolean,
-                    _ => {
-                        return Err(Error::unsupported(
-                            &at,
-                            "a query parameter that is not a string, integer, boolean or $ref",
-                        ))
-                    }
-                };
-                query_params.push(QueryParam {
-                    name: parameter_data.name.clone(),
-                    description: parameter_data.description.clone(),
-                    required: parameter_data.required,
-                    default: schema.schema_data.default.clone(),
-                    schema: schema.clone(),
-                    kind,
-                });
-            }
-            other => {
-                return Err(Error::unsupported(
-                    &at,
-                    format!("parameter {} in {}", other.parameter_data_ref().name, location(other)),
-                ))
-            }
-        }
-    }
-
-    let body = match &op.request_body {
-        None => None,
-        Some(body) => {
-            let body = resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(&at, e))?;
-            if body.content.len() != 1 || !body.content.contains_key(JSON) {
-                return Err(Error::unsupported(&at, "a request body other than exactly application/json"));
-            }
-            let schema = body.content[JSON]
-                .schema
-                .as_ref()
-                .ok_or_else(|| Error::invalid(&at, "request body without a schema"))?;
-            Some(component_name(schema).ok_or_else(|| {
-                Error::unsupported(&at, "an inline request body schema (use a $ref to components/schemas)")
-            })?)
-        }
-    };
-
-    let mut responses = Vec::new();
-    for (status, response) in &op.responses.responses {
-        let status = match status {
-            StatusCode::Code(code) => *code,
-            StatusCode::Range(_) => return Err(Error::unsupported(&at, "a status range response")),
-        };
-        let response = resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(&at, e))?;
-        let text = response.content.len() == 1 && response.content.contains_key("text/plain");
-        let schema = match response.content.len() {
-            0 => None,
-            1 if text => {
-                let is_string =
-                    response.content["text/plain"].schema.as_ref().and_then(|s| s.as_item()).is_some_and(
-                        |s| matches!(s.schema_kind, openapiv3::SchemaKind::Type(openapiv3::Type::String(_))),
-                    );
-                if !is_string {
-                    return Err(Error::unsupported(
-                        &at,
-                        format!("response {status}: text/plain without `type: string`"),
-                    ));
-                }
-                None
-            }
-            1 if response.content.contains_key(JSON) => {
-                let schema = response.content[JSON]
-                    .schema
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid(&at, format!("response {status} without a schema")))?;
-                Some(component_name(schema).ok_or_else(|| {
-                    Error::unsupported(&at, format!("an inline schema in response {status}"))
-                })?)
-            }
-            _ => {
-                return Err(Error::unsupported(
-                    &at,
-                    format!("response {status} with content other than application/json"),
-                ))
-            }
-        };
-        let headers = response_headers(spec, &format!("{at}, response {status}"), response)?;
-        responses.push(Response { status, description: response.description.clone(), schema, text, headers });
-    }
-    if op.responses.default.is_some() {
-        return Err(Error::unsupported(&at, "a default response (declare each status)"));
-    }
-    if !responses.iter().any(|r| (200..300).contains(&r.status)) {
-        return Err(Error::invalid(&at, "no success response"));
-    }
-
-    let security = op.security.as_ref().or(spec.security.as_ref());
-    let mut secured = false;
-    for requirement in security.into_iter().flatten() {
-        for name in requirement.keys() {
-            let scheme = spec
-                .components
-                .as_ref()
-                .and_then(|c| c.security_schemes.get(name))
-                .ok_or_else(|| Error::invalid(&at, format!("unknown security scheme {name}")))?;
-            let scheme = resolve_ref(spec, scheme, "securitySchemes").map_err(|e| Error::invalid(&at, e))?;
-            match scheme {
-                SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("bearer") => {
-                    secured = true
-                }
-                _ => {
-                    return Err(Error::unsupported(&at, format!("security scheme {name} (only http bearer)")))
-                }
-            }
-        }
-    }
-    let scopes = match op.extensions.get("x-required-scopes") {
-        None => Vec::new(),
-        Some(value) => serde_json::from_value::<Vec<String>>(value.clone())
-            .map_err(|_| Error::invalid(&at, "x-required-scopes must be a list of strings"))?,
-    };
-    if !scopes.is_empty() && !secured {
-        return Err(Error::invalid(&at, "x-required-scopes on an operation without bearer security"));
-    }
+    let (path_params, query_params) = parameters(spec, &at, path, op)?;
+    let body = request_body(spec, &at, op)?;
+    let responses = responses(spec, &at, op)?;
+    let secured = secured(spec, &at, op)?;
+    let scopes = required_scopes(&at, op, secured)?;
 
     let rate_limited = responses.iter().any(|r| r.status == TOO_MANY_REQUESTS);
     let op = Operation {
@@ -331,7 +205,236 @@ fn operation(
         scopes,
         rate_limited,
     };
-    // The generated handler answers these itself, so the contract must document them.
+    check_generated_answers(&op)?;
+    check_rate_limit(&op)?;
+    Ok(op)
+}
+
+/// The operation's path and query parameters, in spec order; any other location is unsupported.
+fn parameters(
+    spec: &OpenAPI,
+    at: &str,
+    path: &str,
+    op: &openapiv3::Operation,
+) -> Result<(Vec<PathParam>, Vec<QueryParam>), Error> {
+    let mut path_params = Vec::new();
+    let mut query_params = Vec::new();
+    for param in &op.parameters {
+        let param = resolve_ref(spec, param, "parameters").map_err(|e| Error::invalid(at, e))?;
+        match param {
+            Parameter::Path { parameter_data, .. } => {
+                path_params.push(path_param(spec, at, path, parameter_data)?);
+            }
+            Parameter::Query {
+                parameter_data,
+                allow_reserved: false,
+                style: openapiv3::QueryStyle::Form,
+                allow_empty_value: None | Some(false),
+            } => query_params.push(query_param(spec, at, parameter_data)?),
+            other => {
+                return Err(Error::unsupported(
+                    at,
+                    format!("parameter {} in {}", other.parameter_data_ref().name, location(other)),
+                ))
+            }
+        }
+    }
+    Ok((path_params, query_params))
+}
+
+/// A path parameter: a string that appears in the path template.
+fn path_param(
+    spec: &OpenAPI,
+    at: &str,
+    path: &str,
+    parameter_data: &openapiv3::ParameterData,
+) -> Result<PathParam, Error> {
+    let schema = match &parameter_data.format {
+        openapiv3::ParameterSchemaOrContent::Schema(s) => s,
+        _ => return Err(Error::unsupported(at, "a path parameter without a schema")),
+    };
+    let schema = resolve_ref(spec, schema, "schemas").map_err(|e| Error::invalid(at, e))?;
+    if !matches!(schema.schema_kind, openapiv3::SchemaKind::Type(openapiv3::Type::String(_))) {
+        return Err(Error::unsupported(
+            at,
+            format!("path parameter {} of a type other than string", parameter_data.name),
+        ));
+    }
+    if !path.contains(&format!("{{{}}}", parameter_data.name)) {
+        return Err(Error::invalid(at, format!("path parameter {} is not in the path", parameter_data.name)));
+    }
+    Ok(PathParam { name: parameter_data.name.clone() })
+}
+
+/// A form-style query parameter of a scalar type or a component schema.
+fn query_param(
+    spec: &OpenAPI,
+    at: &str,
+    parameter_data: &openapiv3::ParameterData,
+) -> Result<QueryParam, Error> {
+    let at = format!("{at}, query parameter {}", parameter_data.name);
+    let schema_ref = match &parameter_data.format {
+        openapiv3::ParameterSchemaOrContent::Schema(s) => s,
+        _ => return Err(Error::unsupported(&at, "a query parameter without a schema")),
+    };
+    let schema = resolve_ref(spec, schema_ref, "schemas").map_err(|e| Error::invalid(&at, e))?;
+    let kind = match (&schema.schema_kind, component_name(schema_ref)) {
+        (_, Some(name)) => QueryKind::Component(name),
+        (openapiv3::SchemaKind::Type(openapiv3::Type::String(s)), None) if !s.enumeration.is_empty() => {
+            let values: Vec<String> = s.enumeration.iter().flatten().cloned().collect();
+            if values.len() != s.enumeration.len() {
+                return Err(Error::unsupported(&at, "a null in a query parameter's enum"));
+            }
+            QueryKind::Enum(values)
+        }
+        (openapiv3::SchemaKind::Type(openapiv3::Type::String(s)), None)
+            if s.format == openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::StringFormat::DateTime) =>
+        {
+            QueryKind::DateTime
+        }
+        (openapiv3::SchemaKind::Type(openapiv3::Type::String(_)), None) => QueryKind::String,
+        (openapiv3::SchemaKind::Type(openapiv3::Type::Integer(_)), None) => QueryKind::Integer,
+        (openapiv3::SchemaKind::Type(openapiv3::Type::Boolean(_)), None) => QueryKind::Boolean,
+        _ => {
+            return Err(Error::unsupported(
+                &at,
+                "a query parameter that is not a string, integer, boolean or $ref",
+            ))
+        }
+    };
+    Ok(QueryParam {
+        name: parameter_data.name.clone(),
+        description: parameter_data.description.clone(),
+        required: parameter_data.required,
+        default: schema.schema_data.default.clone(),
+        schema: schema.clone(),
+        kind,
+    })
+}
+
+/// The component schema name of the JSON request body, if the operation has one.
+fn request_body(spec: &OpenAPI, at: &str, op: &openapiv3::Operation) -> Result<Option<String>, Error> {
+    let Some(body) = &op.request_body else {
+        return Ok(None);
+    };
+    let body = resolve_ref(spec, body, "requestBodies").map_err(|e| Error::invalid(at, e))?;
+    if body.content.len() != 1 || !body.content.contains_key(JSON) {
+        return Err(Error::unsupported(at, "a request body other than exactly application/json"));
+    }
+    let schema = body.content[JSON]
+        .schema
+        .as_ref()
+        .ok_or_else(|| Error::invalid(at, "request body without a schema"))?;
+    Ok(Some(component_name(schema).ok_or_else(|| {
+        Error::unsupported(at, "an inline request body schema (use a $ref to components/schemas)")
+    })?))
+}
+
+/// Every documented status, in spec order; at least one must be a success.
+fn responses(spec: &OpenAPI, at: &str, op: &openapiv3::Operation) -> Result<Vec<Response>, Error> {
+    let mut responses = Vec::new();
+    for (status, response) in &op.responses.responses {
+        let status = match status {
+            StatusCode::Code(code) => *code,
+            StatusCode::Range(_) => return Err(Error::unsupported(at, "a status range response")),
+        };
+        let response = resolve_ref(spec, response, "responses").map_err(|e| Error::invalid(at, e))?;
+        responses.push(response_of(spec, at, status, response)?);
+    }
+    if op.responses.default.is_some() {
+        return Err(Error::unsupported(at, "a default response (declare each status)"));
+    }
+    if !responses.iter().any(|r| (200..300).contains(&r.status)) {
+        return Err(Error::invalid(at, "no success response"));
+    }
+    Ok(responses)
+}
+
+/// One response: no body, a `text/plain` string or a JSON component schema, and its headers.
+fn response_of(
+    spec: &OpenAPI,
+    at: &str,
+    status: u16,
+    response: &openapiv3::Response,
+) -> Result<Response, Error> {
+    let text = response.content.len() == 1 && response.content.contains_key("text/plain");
+    let schema =
+        match response.content.len() {
+            0 => None,
+            1 if text => {
+                let is_string =
+                    response.content["text/plain"].schema.as_ref().and_then(|s| s.as_item()).is_some_and(
+                        |s| matches!(s.schema_kind, openapiv3::SchemaKind::Type(openapiv3::Type::String(_))),
+                    );
+                if !is_string {
+                    return Err(Error::unsupported(
+                        at,
+                        format!("response {status}: text/plain without `type: string`"),
+                    ));
+                }
+                None
+            }
+            1 if response.content.contains_key(JSON) => {
+                let schema = response.content[JSON]
+                    .schema
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid(at, format!("response {status} without a schema")))?;
+                Some(component_name(schema).ok_or_else(|| {
+                    Error::unsupported(at, format!("an inline schema in response {status}"))
+                })?)
+            }
+            _ => {
+                return Err(Error::unsupported(
+                    at,
+                    format!("response {status} with content other than application/json"),
+                ))
+            }
+        };
+    let headers = response_headers(spec, &format!("{at}, response {status}"), response)?;
+    Ok(Response { status, description: response.description.clone(), schema, text, headers })
+}
+
+/// Whether the bearer scheme applies (the operation's or the document's `security`); any
+/// other scheme is unsupported.
+fn secured(spec: &OpenAPI, at: &str, op: &openapiv3::Operation) -> Result<bool, Error> {
+    let security = op.security.as_ref().or(spec.security.as_ref());
+    let mut secured = false;
+    for requirement in security.into_iter().flatten() {
+        for name in requirement.keys() {
+            let scheme = spec
+                .components
+                .as_ref()
+                .and_then(|c| c.security_schemes.get(name))
+                .ok_or_else(|| Error::invalid(at, format!("unknown security scheme {name}")))?;
+            let scheme = resolve_ref(spec, scheme, "securitySchemes").map_err(|e| Error::invalid(at, e))?;
+            match scheme {
+                SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("bearer") => {
+                    secured = true
+                }
+                _ => {
+                    return Err(Error::unsupported(at, format!("security scheme {name} (only http bearer)")))
+                }
+            }
+        }
+    }
+    Ok(secured)
+}
+
+/// `x-required-scopes`, which only a bearer-secured operation can check.
+fn required_scopes(at: &str, op: &openapiv3::Operation, secured: bool) -> Result<Vec<String>, Error> {
+    let scopes = match op.extensions.get("x-required-scopes") {
+        None => Vec::new(),
+        Some(value) => serde_json::from_value::<Vec<String>>(value.clone())
+            .map_err(|_| Error::invalid(at, "x-required-scopes must be a list of strings"))?,
+    };
+    if !scopes.is_empty() && !secured {
+        return Err(Error::invalid(at, "x-required-scopes on an operation without bearer security"));
+    }
+    Ok(scopes)
+}
+
+/// The generated handler answers 401, 403 and 400 itself, so the contract must document them.
+fn check_generated_answers(op: &Operation) -> Result<(), Error> {
     let required: &[(bool, u16, &str)] = &[
         (op.secured, 401, "it is secured"),
         (op.secured, 403, "it is secured"),
@@ -342,8 +445,55 @@ fn operation(
             return Err(Error::invalid(op.at(), format!("must document a {status} response because {why}")));
         }
     }
-    check_rate_limit(&op)?;
-    Ok(op)
+    Ok(())
+}
+
+/// The operation's `callbacks`: each a single operation with a JSON component body and only
+/// header parameters (what a receiver must read).
+fn operation_callbacks(
+    spec: &OpenAPI,
+    operation: &Operation,
+    op: &openapiv3::Operation,
+) -> Result<Vec<Callback>, Error> {
+    let mut callbacks = Vec::new();
+    for (name, callback) in &op.callbacks {
+        let at = format!("{}, callback {name}", operation.at());
+        for (expression, item) in callback {
+            let mut methods = item.iter();
+            let (Some((method, cb)), None) = (methods.next(), methods.next()) else {
+                return Err(Error::unsupported(&at, "a callback with other than exactly one operation"));
+            };
+            let body = request_body(spec, &at, cb)?
+                .ok_or_else(|| Error::unsupported(&at, "a callback without a request body"))?;
+            let mut headers = Vec::new();
+            for param in &cb.parameters {
+                match resolve_ref(spec, param, "parameters").map_err(|e| Error::invalid(&at, e))? {
+                    Parameter::Header { parameter_data, .. } => {
+                        headers.push((parameter_data.name.clone(), parameter_data.required))
+                    }
+                    other => {
+                        return Err(Error::unsupported(
+                            &at,
+                            format!(
+                                "parameter {} in {} (only headers)",
+                                other.parameter_data_ref().name,
+                                location(other)
+                            ),
+                        ))
+                    }
+                }
+            }
+            callbacks.push(Callback {
+                operation: operation.id.clone(),
+                name: name.clone(),
+                expression: expression.clone(),
+                method: method.to_uppercase(),
+                body,
+                headers,
+            });
+        }
+    }
+    Ok(callbacks)
 }
 
 /// A documented 429 makes the operation rate limited, per client: that needs a caller, and

@@ -7,13 +7,18 @@ use openapiv3::OpenAPI;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
 
-use crate::model::{Api, HeaderKind, Operation, QueryKind, Response, ResponseHeader};
+use crate::model::{Api, Callback, HeaderKind, Operation, QueryKind, QueryParam, Response, ResponseHeader};
 use crate::schema::{component_schema, typify_schemas};
 use crate::{validators, Error};
 
 pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     // Validators first: their errors name the property (typify's would only name the type).
-    let bodies: BTreeSet<&String> = api.operations.iter().filter_map(|op| op.body.as_ref()).collect();
+    let bodies: BTreeSet<&String> = api
+        .operations
+        .iter()
+        .filter_map(|op| op.body.as_ref())
+        .chain(api.callbacks.iter().map(|c| &c.body))
+        .collect();
     let mut validators =
         bodies.into_iter().map(|schema| validators::generate(spec, schema)).collect::<Result<Vec<_>, _>>()?;
     for op in api.operations.iter().filter(|op| !op.query_params.is_empty()) {
@@ -31,6 +36,8 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
     let methods = api.operations.iter().map(trait_method);
     let handlers = api.operations.iter().map(handler).collect::<Vec<_>>();
     let queries = api.operations.iter().filter(|op| !op.query_params.is_empty()).map(query_struct);
+    let query_enums = api.operations.iter().flat_map(query_enums);
+    let callbacks = api.callbacks.iter().map(|c| callback(spec, c)).collect::<Result<Vec<_>, _>>()?;
     let router = router(api);
 
     Ok(quote! {
@@ -55,6 +62,13 @@ pub fn generate(spec: &OpenAPI, api: &Api) -> Result<TokenStream, Error> {
             #[allow(unused_imports)]
             use super::types;
             #(#queries)*
+            #(#query_enums)*
+        }
+
+        /// The requests the service makes itself (the contract's `callbacks`): what a receiver
+        /// gets, so that the sender can be checked against the contract.
+        pub mod callbacks {
+            #(#callbacks)*
         }
 
         /// Request validators derived from the schema constraints (class-validator semantics).
@@ -373,20 +387,53 @@ fn trait_method(op: &Operation) -> TokenStream {
 
 fn handler(op: &Operation) -> TokenStream {
     let name = format_ident!("{}", op.fn_name());
-    let variant = format_ident!("{}", op.type_name());
     let mut steps = Vec::new();
     let mut args = Vec::new();
     // Order of checks: body size (413), authentication (401, 403), the rate limit (429), then
     // input (400); the handler decides the rest (e.g. 404 for an unknown id). A request
     // turned away before the rate limit does not spend any of it.
     if op.body.is_some() {
-        steps.push(quote! {
-            let bytes = match rt::body::read(body, api.body_limit()).await {
-                Ok(bytes) => bytes,
-                Err(rejection) => return api.reject(rejection),
-            };
-        });
+        steps.push(read_body_step());
     }
+    steps.extend(security_steps(op, &mut args));
+    steps.extend(path_param_steps(op, &mut args));
+    if !op.query_params.is_empty() {
+        steps.push(query_step(op));
+        args.push(quote! { query });
+    }
+    if let Some(body) = &op.body {
+        steps.push(body_step(body));
+        args.push(quote! { body });
+    }
+    let path_extract = path_extract(op);
+    let (parts_binding, body_binding) = request_bindings(op);
+    quote! {
+        pub async fn #name<A: Api>(State(api): State<Arc<A>>, request: Request) -> Response {
+            let (#parts_binding, #body_binding) = request.into_parts();
+            #path_extract
+            #(#steps)*
+            match api.#name(#(#args),*).await {
+                Ok(response) => response.into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+    }
+}
+
+/// Reads the raw body within the limit (413 before anything else).
+fn read_body_step() -> TokenStream {
+    quote! {
+        let bytes = match rt::body::read(body, api.body_limit()).await {
+            Ok(bytes) => bytes,
+            Err(rejection) => return api.reject(rejection),
+        };
+    }
+}
+
+/// Authentication (401, 403), then the rate limit (429), as the operation declares them.
+fn security_steps(op: &Operation, args: &mut Vec<TokenStream>) -> Vec<TokenStream> {
+    let variant = format_ident!("{}", op.type_name());
+    let mut steps = Vec::new();
     if op.secured {
         steps.push(quote! {
             let principal = match api.authenticate(Operation::#variant, &parts.headers).await {
@@ -403,79 +450,112 @@ fn handler(op: &Operation) -> TokenStream {
             }
         });
     }
-    for p in &op.path_params {
-        let n = format_ident!("{}", p.rust_name());
-        let api_name = &p.name;
-        steps.push(quote! {
-            let Some(#n) = rt::params::path(&path_params, #api_name) else {
-                return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() });
-            };
-        });
-        args.push(quote! { #n });
-    }
-    if !op.query_params.is_empty() {
-        let t = format_ident!("{}", op.type_name());
-        let validate = query_validator(op);
-        let prepare = op.query_params.iter().map(|p| {
-            let name = &p.name;
-            let coerce = match p.kind {
-                QueryKind::Integer => quote! { rt::query::to_number(&mut query, #name); },
-                QueryKind::Boolean => quote! { rt::query::to_boolean(&mut query, #name); },
-                QueryKind::String | QueryKind::Component(_) => quote! {},
-            };
-            let default = p.default.as_ref().map(|d| {
-                let value = json_literal(d);
-                quote! { query.entry(#name).or_insert_with(|| #value); }
-            });
-            quote! { #coerce #default }
-        });
-        steps.push(quote! {
-            let mut query = rt::query::parse(parts.uri.query());
-            #(#prepare)*
-            let query = serde_json::Value::Object(query);
-            let errors = validate::#validate(&query);
-            if !errors.is_empty() {
-                return api.reject(Rejection::Validation(errors));
+    steps
+}
+
+/// One binding per path parameter; a missing one is no route of the contract.
+fn path_param_steps(op: &Operation, args: &mut Vec<TokenStream>) -> Vec<TokenStream> {
+    op.path_params
+        .iter()
+        .map(|p| {
+            let n = format_ident!("{}", p.rust_name());
+            let api_name = &p.name;
+            args.push(quote! { #n });
+            quote! {
+                let Some(#n) = rt::params::path(&path_params, #api_name) else {
+                    return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() });
+                };
             }
-            let query: queries::#t = match serde_json::from_value(query) {
-                Ok(query) => query,
-                Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
-            };
-        });
-        args.push(quote! { query });
-    }
-    if let Some(body) = &op.body {
-        let t = format_ident!("{}", body);
-        let validate = validators::fn_name(body);
-        steps.push(quote! {
-            let value = match rt::body::json(&parts.headers, &bytes) {
-                Ok(value) => value,
-                Err(rejection) => return api.reject(rejection),
-            };
-            let errors = validate::#validate(&value);
-            if !errors.is_empty() {
-                return api.reject(Rejection::Validation(errors));
+        })
+        .collect()
+}
+
+/// Parses the query, converts and defaults it as the parameters' types say, validates it and
+/// deserializes it into the operation's query struct.
+fn query_step(op: &Operation) -> TokenStream {
+    let t = format_ident!("{}", op.type_name());
+    let validate = query_validator(op);
+    let prepare = op.query_params.iter().map(|p| {
+        let name = &p.name;
+        let coerce = match p.kind {
+            QueryKind::Integer => quote! { rt::query::to_number(&mut query, #name); },
+            QueryKind::Boolean => quote! { rt::query::to_boolean(&mut query, #name); },
+            QueryKind::String | QueryKind::Component(_) | QueryKind::Enum(_) | QueryKind::DateTime => {
+                quote! {}
             }
-            let body: types::#t = match serde_json::from_value(value) {
-                Ok(body) => body,
-                Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
-            };
+        };
+        let default = p.default.as_ref().map(|d| {
+            let value = json_literal(d);
+            quote! { query.entry(#name).or_insert_with(|| #value); }
         });
-        args.push(quote! { body });
-    }
-    let path_extract = if op.path_params.is_empty() {
-        quote! {}
-    } else {
+        quote! { #coerce #default }
+    });
+    // The validator checks a date's shape; one that is no instant (a 31 February) fails here,
+    // with the same message, before the handler sees it.
+    let instants = op.query_params.iter().filter(|p| matches!(p.kind, QueryKind::DateTime)).map(|p| {
+        let name = &p.name;
+        let message = validators::date_time_message(name, &p.schema);
         quote! {
-            let path_params = {
-                use axum::extract::FromRequestParts;
-                match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
-                    Ok(params) => params,
-                    Err(_) => return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() }),
-                }
-            };
+            if query.get(#name).and_then(|v| v.as_str()).is_some_and(|text| crate::rt::date::parse_instant(text).is_none()) {
+                return api.reject(Rejection::Validation(vec![#message.to_owned()]));
+            }
         }
-    };
+    });
+    quote! {
+        let mut query = rt::query::parse(parts.uri.query());
+        #(#prepare)*
+        let query = serde_json::Value::Object(query);
+        let errors = validate::#validate(&query);
+        if !errors.is_empty() {
+            return api.reject(Rejection::Validation(errors));
+        }
+        #(#instants)*
+        let query: queries::#t = match serde_json::from_value(query) {
+            Ok(query) => query,
+            Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
+        };
+    }
+}
+
+/// Decodes the JSON body, validates it and deserializes it into its component type.
+fn body_step(body: &str) -> TokenStream {
+    let t = format_ident!("{}", body);
+    let validate = validators::fn_name(body);
+    quote! {
+        let value = match rt::body::json(&parts.headers, &bytes) {
+            Ok(value) => value,
+            Err(rejection) => return api.reject(rejection),
+        };
+        let errors = validate::#validate(&value);
+        if !errors.is_empty() {
+            return api.reject(Rejection::Validation(errors));
+        }
+        let body: types::#t = match serde_json::from_value(value) {
+            Ok(body) => body,
+            Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
+        };
+    }
+}
+
+/// Extracts the raw path parameters, when the operation has any.
+fn path_extract(op: &Operation) -> TokenStream {
+    if op.path_params.is_empty() {
+        return quote! {};
+    }
+    quote! {
+        let path_params = {
+            use axum::extract::FromRequestParts;
+            match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
+                Ok(params) => params,
+                Err(_) => return api.reject(Rejection::NoRoute { method: parts.method.clone(), path: parts.uri.to_string() }),
+            }
+        };
+    }
+}
+
+/// The bindings of the request's parts and body: unused ones are `_`-named so the generated
+/// code compiles without warnings.
+fn request_bindings(op: &Operation) -> (TokenStream, TokenStream) {
     let uses_parts =
         op.secured || !op.path_params.is_empty() || !op.query_params.is_empty() || op.body.is_some();
     let parts_binding = match (uses_parts, op.path_params.is_empty()) {
@@ -488,17 +568,7 @@ fn handler(op: &Operation) -> TokenStream {
     } else {
         quote! { _body }
     };
-    quote! {
-        pub async fn #name<A: Api>(State(api): State<Arc<A>>, request: Request) -> Response {
-            let (#parts_binding, #body_binding) = request.into_parts();
-            #path_extract
-            #(#steps)*
-            match api.#name(#(#args),*).await {
-                Ok(response) => response.into_response(),
-                Err(e) => e.into_response(),
-            }
-        }
-    }
+    (parts_binding, body_binding)
 }
 
 fn query_validator(op: &Operation) -> syn::Ident {
@@ -537,12 +607,23 @@ fn query_struct(op: &Operation) -> TokenStream {
                 let c = format_ident!("{}", c);
                 quote! { types::#c }
             }
+            QueryKind::Enum(_) => {
+                let e = query_enum_name(op, p);
+                quote! { #e }
+            }
+            QueryKind::DateTime => quote! { chrono::DateTime<chrono::Utc> },
         };
         let doc = p.description.clone().unwrap_or_default();
-        if p.required || p.default.is_some() {
-            quote! { #[doc = #doc] #[serde(rename = #api_name)] pub #field: #ty, }
-        } else {
-            quote! { #[doc = #doc] #[serde(rename = #api_name, default)] pub #field: Option<#ty>, }
+        let required = p.required || p.default.is_some();
+        match (&p.kind, required) {
+            (QueryKind::DateTime, true) => quote! {
+                #[doc = #doc] #[serde(rename = #api_name, deserialize_with = "crate::rt::date::deserialize")] pub #field: #ty,
+            },
+            (QueryKind::DateTime, false) => quote! {
+                #[doc = #doc] #[serde(rename = #api_name, default, deserialize_with = "crate::rt::date::deserialize_option")] pub #field: Option<#ty>,
+            },
+            (_, true) => quote! { #[doc = #doc] #[serde(rename = #api_name)] pub #field: #ty, },
+            (_, false) => quote! { #[doc = #doc] #[serde(rename = #api_name, default)] pub #field: Option<#ty>, },
         }
     });
     quote! {
@@ -550,6 +631,83 @@ fn query_struct(op: &Operation) -> TokenStream {
         #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
         pub struct #name { #(#fields)* }
     }
+}
+
+/// The Rust enum of an inline string-enum query parameter: operation and parameter name.
+fn query_enum_name(op: &Operation, p: &QueryParam) -> syn::Ident {
+    format_ident!("{}{}", op.type_name(), p.name.to_upper_camel_case())
+}
+
+/// One Rust enum per inline string-enum query parameter, so handlers match on variants
+/// instead of comparing strings.
+fn query_enums(op: &Operation) -> Vec<TokenStream> {
+    op.query_params
+        .iter()
+        .filter_map(|p| match &p.kind {
+            QueryKind::Enum(values) => Some((p, values)),
+            _ => None,
+        })
+        .map(|(p, values)| {
+            let name = query_enum_name(op, p);
+            let doc = format!("The values of `{}`'s query parameter `{}`.", op.id, p.name);
+            let variants: Vec<_> =
+                values.iter().map(|v| format_ident!("{}", v.to_upper_camel_case())).collect();
+            quote! {
+                #[doc = #doc]
+                #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+                pub enum #name { #( #[serde(rename = #values)] #variants, )* }
+
+                impl #name {
+                    /// Every value, in spec order.
+                    pub const ALL: &'static [#name] = &[#(#name::#variants),*];
+
+                    /// The value as written on the wire.
+                    pub fn as_str(self) -> &'static str {
+                        match self { #(#name::#variants => #values,)* }
+                    }
+                }
+
+                impl std::fmt::Display for #name {
+                    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(self.as_str())
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// A callback as constants and the validator of its body (the component schema's, then its
+/// `x-required-by` rules).
+fn callback(spec: &OpenAPI, c: &Callback) -> Result<TokenStream, Error> {
+    let module = format_ident!("{}", c.rust_name());
+    let doc = format!("`{}` of `{}`: `{} {}`.", c.name, c.operation, c.method, c.expression);
+    let (method, expression, schema) = (&c.method, &c.expression, &c.body);
+    let required: Vec<&String> = c.headers.iter().filter(|(_, r)| *r).map(|(h, _)| h).collect();
+    let validate = validators::fn_name(&c.body);
+    let required_by = validators::required_by_calls(spec, &c.body)?;
+    Ok(quote! {
+        #[doc = #doc]
+        pub mod #module {
+            /// The HTTP method.
+            pub const METHOD: &str = #method;
+            /// The runtime expression of the URL the request goes to.
+            pub const URL_EXPRESSION: &str = #expression;
+            /// The component schema of the JSON body.
+            pub const BODY_SCHEMA: &str = #schema;
+            /// The headers every such request carries.
+            pub const REQUIRED_HEADERS: &[&str] = &[#(#required),*];
+
+            /// Checks a body against the contract: one message per broken rule, none when it conforms.
+            pub fn validate_body(body: &serde_json::Value) -> Vec<String> {
+                let mut errors = super::super::validate::#validate(body);
+                if errors.is_empty() {
+                    #(#required_by)*
+                }
+                errors
+            }
+        }
+    })
 }
 
 fn router(api: &Api) -> TokenStream {

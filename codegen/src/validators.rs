@@ -59,7 +59,153 @@ pub fn generate(spec: &OpenAPI, schema_name: &str) -> Result<TokenStream, Error>
     }
     let doc =
         format!("Validates a raw `{schema_name}` body; one message per failing rule, in contract order.");
-    validator(spec, &at, &fn_name(schema_name), &doc, &properties)
+    let mut tokens = validator(spec, &at, &fn_name(schema_name), &doc, &properties)?;
+    for property in &properties {
+        if let Some(by) = required_by(spec, &at, schema_name, object, property)? {
+            tokens.extend(by);
+        }
+    }
+    Ok(tokens)
+}
+
+/// The vendor extension that makes a free-form object property's fields depend on a sibling:
+/// `x-required-by: <sibling>` on the object, whose (enum) schema maps each of its values to the
+/// string fields the object must carry, in `x-required-data`.
+const REQUIRED_BY: &str = "x-required-by";
+/// On a string enum: `value: [field, …]` for every value (see [`REQUIRED_BY`]).
+const REQUIRED_DATA: &str = "x-required-data";
+
+/// The generated function name for the `x-required-by` rule of `schema.property`.
+pub fn required_by_fn_name(schema: &str, property: &str) -> syn::Ident {
+    use heck::ToSnakeCase;
+    format_ident!("{}_{}", schema.to_snake_case(), property.to_snake_case())
+}
+
+/// `pub fn <schema>_<property>(<sibling>: &str, <property>: &Map) -> Vec<String>` for a property
+/// carrying `x-required-by`: class-validator's nested `<property>.<field> must be a string`, one
+/// per missing or non-string field, in the order `x-required-data` lists them.
+fn required_by(
+    spec: &OpenAPI,
+    at: &str,
+    schema_name: &str,
+    object: &openapiv3::ObjectType,
+    property: &Property,
+) -> Result<Option<TokenStream>, Error> {
+    let Some(by) = property.schema.schema_data.extensions.get(REQUIRED_BY) else {
+        return Ok(None);
+    };
+    let at = format!("{at}.{}", property.name);
+    let by =
+        by.as_str().ok_or_else(|| Error::invalid(&at, format!("{REQUIRED_BY} must be a property name")))?;
+    match &property.schema.schema_kind {
+        SchemaKind::Type(Type::Object(o)) if o.properties.is_empty() => {}
+        _ => {
+            return Err(Error::unsupported(
+                &at,
+                format!("{REQUIRED_BY} on a value that is not a free-form object"),
+            ))
+        }
+    }
+    let sibling = object
+        .properties
+        .get(by)
+        .ok_or_else(|| Error::invalid(&at, format!("{REQUIRED_BY}: no sibling property {by}")))?;
+    if !object.required.iter().any(|r| r == by) {
+        return Err(Error::invalid(&at, format!("{REQUIRED_BY}: {by} must be required")));
+    }
+    let sibling = resolve_boxed(spec, sibling).map_err(|e| Error::invalid(&at, e))?;
+    let values: Vec<String> = match &sibling.schema_kind {
+        SchemaKind::Type(Type::String(s)) if !s.enumeration.is_empty() => {
+            s.enumeration.iter().flatten().cloned().collect()
+        }
+        _ => return Err(Error::unsupported(&at, format!("{REQUIRED_BY}: {by} is not a string enum"))),
+    };
+    let map = sibling.schema_data.extensions.get(REQUIRED_DATA).ok_or_else(|| {
+        Error::invalid(&at, format!("{REQUIRED_BY}: the schema of {by} has no {REQUIRED_DATA}"))
+    })?;
+    let map: indexmap::IndexMap<String, Vec<String>> = serde_json::from_value(map.clone()).map_err(|_| {
+        Error::invalid(&at, format!("{REQUIRED_DATA} of {by} must map each value to a list of field names"))
+    })?;
+    // Exhaustive both ways, so a value added to the enum cannot go without its payload.
+    if let Some(value) = values.iter().find(|v| !map.contains_key(*v)) {
+        return Err(Error::invalid(&at, format!("{REQUIRED_DATA} of {by} does not list {value}")));
+    }
+    if let Some(value) = map.keys().find(|k| !values.contains(k)) {
+        return Err(Error::invalid(
+            &at,
+            format!("{REQUIRED_DATA} of {by} lists {value}, not one of its values"),
+        ));
+    }
+    let name = property.name;
+    let arms = map.iter().map(|(value, fields)| {
+        let checks = fields.iter().map(|field| {
+            let message = format!("{name}.{field} must be a string");
+            quote! {
+                if !crate::rt::rules::is_string(fields.get(#field)) {
+                    errors.push(#message.to_owned());
+                }
+            }
+        });
+        quote! { #value => { #(#checks)* } }
+    });
+    let function = required_by_fn_name(schema_name, name);
+    let by_ident = format_ident!("{}", heck::ToSnakeCase::to_snake_case(by));
+    let doc = format!(
+        "`{REQUIRED_BY}` of `{schema_name}.{name}`: the string fields `{name}` must carry for the `{by}` \
+         it comes with (`{REQUIRED_DATA}`); one message per missing one. Run after [`{}`], which \
+         checks `{by}` and `{name}` themselves.",
+        fn_name(schema_name)
+    );
+    Ok(Some(quote! {
+        #[doc = #doc]
+        pub fn #function(#by_ident: &str, fields: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+            let mut errors = Vec::new();
+            match #by_ident {
+                #(#arms)*
+                _ => {}
+            }
+            errors
+        }
+    }))
+}
+
+/// Calls of the `x-required-by` functions of `schema_name` over a raw body `body` (which its
+/// validator already passed), adding to `errors`; for code one module below `validate`'s sibling.
+pub fn required_by_calls(spec: &OpenAPI, schema_name: &str) -> Result<Vec<TokenStream>, Error> {
+    let at = format!("components/schemas/{schema_name}");
+    let schema = component_schema(spec, schema_name).map_err(|e| Error::invalid(&at, e))?;
+    let SchemaKind::Type(Type::Object(object)) = &schema.schema_kind else {
+        return Ok(Vec::new());
+    };
+    let mut calls = Vec::new();
+    for (name, property) in &object.properties {
+        let property =
+            resolve_boxed(spec, property).map_err(|e| Error::invalid(format!("{at}.{name}"), e))?;
+        let Some(by) = property.schema_data.extensions.get(REQUIRED_BY).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let function = required_by_fn_name(schema_name, name);
+        calls.push(quote! {
+            if let (Some(by), Some(fields)) = (
+                body.get(#by).and_then(|v| v.as_str()),
+                body.get(#name).and_then(|v| v.as_object()),
+            ) {
+                errors.extend(super::super::validate::#function(by, fields));
+            }
+        });
+    }
+    Ok(calls)
+}
+
+/// The message of the date-time rule of `name`: also what a date of the right shape that is no
+/// instant (a 31 February) is answered with when it is parsed.
+pub fn date_time_message(name: &str, schema: &Schema) -> String {
+    schema
+        .schema_data
+        .extensions
+        .get("x-validation-message")
+        .and_then(|v| v.as_str())
+        .map_or_else(|| format!("{name} must be a valid ISO 8601 date string"), str::to_owned)
 }
 
 /// A validated value: a body property or a query parameter.
@@ -176,10 +322,7 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
                 }),
                 VariantOrUnknownOrEmpty::Item(StringFormat::DateTime) => rules.push(Rule {
                     check: quote! { crate::rt::rules::iso8601(v) },
-                    message: custom.map_or_else(
-                        || format!("{name} must be a valid ISO 8601 date string"),
-                        str::to_owned,
-                    ),
+                    message: date_time_message(name, schema),
                 }),
                 other => return Err(Error::unsupported(at, format!("string format {other:?}"))),
             }

@@ -362,3 +362,68 @@ fn response_headers_the_generator_cannot_honour_are_build_errors() {
     assert!(extra.server.contains("x_rate_limit_policy: Option<axum::http::HeaderValue>"));
     assert!(extra.server.contains("if let Some(value) = x_rate_limit_policy"));
 }
+
+const REQUIRED_DATA: &str =
+    "      x-required-data:\n        facility.user-connection.accepted: [facilityId, userId]\n";
+
+#[test]
+fn x_required_data_becomes_a_validator_per_event_type() {
+    let generated = generate(SPEC).unwrap();
+    let data = validator(&generated.server, "publish_event_request_data");
+    let flat = data.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("\"facility.creation.rejected\" => { if !crate::rt::rules::is_string(fields.get(\"facilityName\"))"), "{data}");
+    assert_eq!(messages(data).iter().filter(|m| *m == "data.userId must be a string").count(), 2);
+
+    // A field added in the spec reaches the validator.
+    let changed = generate(&with(
+        REQUIRED_DATA,
+        &REQUIRED_DATA.replace("[facilityId, userId]", "[facilityId, userId, at]"),
+    ))
+    .unwrap();
+    assert!(messages(validator(&changed.server, "publish_event_request_data"))
+        .contains(&"data.at must be a string".to_owned()));
+
+    // Every event type must say what its data carries, and only event types may.
+    let missing = unsupported(&with(REQUIRED_DATA, "      x-required-data:\n"));
+    assert!(
+        missing.contains("PublishEventRequest.data") && missing.contains("facility.user-connection.accepted"),
+        "{missing}"
+    );
+    let unknown =
+        unsupported(&with(REQUIRED_DATA, &format!("{REQUIRED_DATA}        facility.deleted: []\n")));
+    assert!(unknown.contains("facility.deleted"), "{unknown}");
+    let nowhere = unsupported(&SPEC.replacen("x-required-by: eventType", "x-required-by: kind", 1));
+    assert!(nowhere.contains("no sibling property kind"), "{nowhere}");
+}
+
+#[test]
+fn inline_query_enums_and_date_times_are_typed() {
+    let generated = generate(SPEC).unwrap();
+    let server = &generated.server;
+    assert!(server.contains("pub sort_direction: SearchWebhookLogsSortDirection,"));
+    assert!(server.contains("pub enum SearchWebhookLogsSortDirection {"));
+    assert!(server.contains("pub start_date: Option<chrono::DateTime<chrono::Utc>>,"));
+    let h = handler(server, "search_webhook_logs");
+    let validate = h.find("validate::search_webhook_logs_query").expect("validates");
+    let parse = h.find("crate::rt::date::parse_instant").expect("parses with the one parser");
+    assert!(validate < parse, "the shape first, then the instant");
+}
+
+#[test]
+fn callbacks_become_a_body_validator_and_their_headers() {
+    let generated = generate(SPEC).unwrap();
+    let flat = generated.server.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("pub const REQUIRED_HEADERS: &[&str] = &[\"Nursa-Signature\", \"Nursa-Event-Id\"];"),
+        "{flat}"
+    );
+    assert!(flat.contains("pub const BODY_SCHEMA: &str = \"UserEventDelivery\";"));
+    assert!(flat.contains("super::super::validate::user_event_delivery_data(by, fields)"));
+    // The CLI's constants come from the spec too.
+    let client = generated.client.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        client.contains("pub const CREATE_USER_WEBHOOK_REQUEST_SECRETS_MAX_ITEMS: usize = 2usize;"),
+        "{client}"
+    );
+    assert!(client.contains("pub const USER_EVENT_TYPE: [&str; 4usize] = ["));
+}

@@ -8,7 +8,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use tokio::sync::Notify;
 use webhooks::rt::Rejection;
-use webhooks::server::{responses, types, Api, Operation};
+use webhooks::server::queries::SearchWebhookLogsSortDirection;
+use webhooks::server::{responses, types, validate, Api, Operation};
 
 use crate::auth::{Authenticator, Principal};
 use crate::error::{self, Internal};
@@ -190,14 +191,9 @@ impl Api for WebhooksApi {
                 types::BadRequestErrorMessage::Array(vec![message.to_owned()]),
             )))
         };
-        let start_ms = match query.start_date.as_deref().map(parse_instant) {
-            Some(None) => return bad("startDate must be a valid ISO 8601 date string"),
-            other => other.flatten(),
-        };
-        let end_ms = match query.end_date.as_deref().map(parse_instant) {
-            Some(None) => return bad("endDate must be a valid ISO 8601 date string"),
-            other => other.flatten(),
-        };
+        // The generated layer has parsed both instants (rt::date), so only their order is left.
+        let start_ms = query.start_date.map(|t| t.timestamp_millis());
+        let end_ms = query.end_date.map(|t| t.timestamp_millis());
         if let (Some(start), Some(end)) = (start_ms, end_ms) {
             if start >= end {
                 return bad("startDate must be before endDate");
@@ -212,7 +208,7 @@ impl Api for WebhooksApi {
             webhook_id: query.webhook_id,
             limit: query.limit,
             offset: query.offset,
-            ascending: query.sort_direction == "ASC",
+            ascending: query.sort_direction == SearchWebhookLogsSortDirection::Asc,
         };
         let entries = self.store.search_logs(&log_query).await?;
         let data = entries.into_iter().map(log_entry).collect::<Result<_, _>>()?;
@@ -255,18 +251,9 @@ impl Api for WebhooksApi {
     }
 }
 
-/// The fields `data` must carry for each event type (documented payloads), each a string.
-fn required_data_fields(event_type: types::UserEventType) -> &'static [&'static str] {
-    use types::UserEventType as T;
-    match event_type {
-        T::FacilityUserConnectionAccepted | T::FacilityUserConnectionRejected => &["facilityId", "userId"],
-        T::FacilityCreationAccepted => &["facilityId"],
-        T::FacilityCreationRejected => &["facilityName"],
-    }
-}
-
 /// What is wrong with the payload of `event_type`: its size as compact JSON (what is stored
-/// and delivered) above `limit` bytes, then class-validator's nested messages for its fields.
+/// and delivered) above `limit` bytes, then the fields the contract requires of that type
+/// (`x-required-data`, checked by the generated validator).
 pub fn data_errors(
     event_type: types::UserEventType,
     data: &serde_json::Map<String, Value>,
@@ -275,38 +262,7 @@ pub fn data_errors(
     let size = serde_json::to_vec(data).map_or(usize::MAX, |json| json.len());
     let too_large =
         (size > limit).then(|| format!("data must be shorter than or equal to {limit} bytes as JSON"));
-    too_large
-        .into_iter()
-        .chain(
-            required_data_fields(event_type)
-                .iter()
-                .filter(|field| !matches!(data.get(**field), Some(Value::String(_))))
-                .map(|field| format!("data.{field} must be a string")),
-        )
-        .collect()
-}
-
-/// An ISO 8601 / RFC 3339 instant as unix milliseconds (a date alone is its midnight, UTC).
-fn parse_instant(text: &str) -> Option<i64> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    let text = text.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.timestamp_millis());
-    }
-    for format in ["%Y-%m-%dT%H:%M%#z", "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
-        if let Ok(t) = DateTime::parse_from_str(text, format) {
-            return Some(t.timestamp_millis());
-        }
-    }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis())
+    too_large.into_iter().chain(validate::publish_event_request_data(&event_type.to_string(), data)).collect()
 }
 
 fn rfc3339(ms: i64) -> String {

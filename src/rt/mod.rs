@@ -1,17 +1,26 @@
-//! The runtime the generated server code calls: request-body decoding, validation rules,
-//! and the [`Rejection`]s the generated layer hands to [`crate::server::Api::reject`].
+//! The runtime the generated code calls: request-body decoding, validation rules, the
+//! [`Rejection`]s the generated layer hands to [`crate::server::Api::reject`] (feature
+//! `server`), and the parser of the contract's instants ([`date`], for the client side too).
 
+#[cfg(feature = "server")]
 pub mod body;
+pub mod date;
+#[cfg(feature = "server")]
 mod is_url;
+#[cfg(feature = "server")]
 pub mod params;
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod properties;
+#[cfg(feature = "server")]
 pub mod query;
+#[cfg(feature = "server")]
 pub mod rules;
 
+#[cfg(feature = "server")]
 pub use is_url::is_https_url;
 
 /// A request turned away before it reached a handler.
+#[cfg(feature = "server")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// No route has this path, or the path has no such method.

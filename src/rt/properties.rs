@@ -55,6 +55,7 @@ proptest! {
             ("updateUserWebhook", validate::update_user_webhook_request),
             ("publishEvent", validate::publish_event_request),
             ("searchWebhookLogs", validate::search_webhook_logs_query),
+            ("deliverUserEvent", crate::server::callbacks::user_event::validate_body),
         ] {
             let messages = validator(&value);
             prop_assert!(messages.iter().all(|m| !m.is_empty()), "{name}: an empty message for {value}");

@@ -7,6 +7,7 @@
 //! rustls crypto provider) is only ever asserted with lower bounds or from a subprocess.
 
 mod api;
+mod callbacks;
 mod cli;
 mod conformance;
 mod coverage;

@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -19,25 +19,16 @@ use crate::types::{
 
 /// Where the server is when neither `--base-url` nor `WEBHOOKS_URL` says.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
-/// At most this many `--secret` (the contract's `maxItems`; two allow a rotation).
-pub const MAX_SECRETS: usize = 2;
+/// At most this many `--secret` on `create` (the contract's `maxItems`; two allow a rotation).
+pub const MAX_SECRETS: usize = crate::contract::CREATE_USER_WEBHOOK_REQUEST_SECRETS_MAX_ITEMS;
+/// At most this many `--secret` on `update` (the contract's `maxItems`).
+pub const MAX_UPDATE_SECRETS: usize = crate::contract::UPDATE_USER_WEBHOOK_REQUEST_SECRETS_MAX_ITEMS;
 
 /// Every `UserWebhookEvent` of the contract, as written on the wire.
-pub const WEBHOOK_EVENTS: [&str; 5] = [
-    "all",
-    "facility.user-connection.accepted",
-    "facility.user-connection.rejected",
-    "facility.creation.accepted",
-    "facility.creation.rejected",
-];
+pub use crate::contract::USER_WEBHOOK_EVENT as WEBHOOK_EVENTS;
 
 /// Every `UserEventType` of the contract (the webhook events without `all`).
-pub const EVENT_TYPES: [&str; 4] = [
-    "facility.user-connection.accepted",
-    "facility.user-connection.rejected",
-    "facility.creation.accepted",
-    "facility.creation.rejected",
-];
+pub use crate::contract::USER_EVENT_TYPE as EVENT_TYPES;
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -217,7 +208,7 @@ impl From<Sort> for SearchWebhookLogsSortDirection {
 
 /// Parses the command line (`args[0]` is the program name) and checks what clap cannot
 /// express: a token from `--token` or `WEBHOOKS_TOKEN` (global options cannot be required),
-/// and at most [`MAX_SECRETS`] secrets.
+/// and at most [`MAX_SECRETS`] (or [`MAX_UPDATE_SECRETS`]) secrets.
 pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
@@ -230,15 +221,15 @@ where
             "a token is required: pass --token <TOKEN> or set WEBHOOKS_TOKEN",
         ));
     }
-    let secrets = match &cli.command {
-        Command::Create(args) => args.secrets.len(),
-        Command::Update(args) => args.secrets.len(),
-        _ => 0,
+    let (secrets, max) = match &cli.command {
+        Command::Create(args) => (args.secrets.len(), MAX_SECRETS),
+        Command::Update(args) => (args.secrets.len(), MAX_UPDATE_SECRETS),
+        _ => (0, 0),
     };
-    if secrets > MAX_SECRETS {
+    if secrets > max {
         return Err(Cli::command().error(
             ErrorKind::TooManyValues,
-            format!("--secret is given {secrets} times; a webhook has at most {MAX_SECRETS} secrets"),
+            format!("--secret is given {secrets} times; a webhook has at most {max} secrets"),
         ));
     }
     Ok(cli)
@@ -268,19 +259,13 @@ pub fn parse_base_url(value: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-/// RFC 3339 (`2026-11-01T00:00:00Z`, any offset, converted to UTC) or a date
-/// (`2026-11-01`, midnight UTC).
+/// An instant as the server reads one (`webhooks::rt::date`, the contract's one parser): RFC
+/// 3339 (`2026-11-01T00:00:00Z`, any offset, converted to UTC) or a date (`2026-11-01`,
+/// midnight UTC), among the ISO 8601 shapes it takes.
 pub fn parse_instant(value: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(instant) = DateTime::parse_from_rfc3339(value) {
-        return Ok(instant.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|midnight| midnight.and_utc())
-        .ok_or_else(|| {
-            "expected an RFC 3339 instant (2026-11-01T00:00:00Z) or a date (2026-11-01)".to_owned()
-        })
+    webhooks::rt::date::parse_instant(value).ok_or_else(|| {
+        "expected an RFC 3339 instant (2026-11-01T00:00:00Z) or a date (2026-11-01)".to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -312,6 +297,7 @@ mod tests {
 
     #[test]
     fn event_lists_cover_the_generated_enums() {
+        assert_eq!(MAX_SECRETS, 2);
         for name in WEBHOOK_EVENTS {
             let event: UserWebhookEvent = name.parse().expect("a webhook event");
             assert_eq!(event.to_string(), name);
@@ -319,18 +305,6 @@ mod tests {
         for name in EVENT_TYPES {
             let event: UserEventType = name.parse().expect("an event type");
             assert_eq!(event.to_string(), name);
-        }
-        // Tripwire: a new variant in the contract stops this from compiling until the
-        // lists above are updated.
-        fn _exhaustive(event: UserWebhookEvent) {
-            use UserWebhookEvent::*;
-            match event {
-                All
-                | FacilityUserConnectionAccepted
-                | FacilityUserConnectionRejected
-                | FacilityCreationAccepted
-                | FacilityCreationRejected => {}
-            }
         }
     }
 
