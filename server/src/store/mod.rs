@@ -4,17 +4,23 @@
 //! - PostgreSQL, for several replicas on one database: deliveries are claimed with
 //!   `FOR UPDATE SKIP LOCKED` and a lease, event ids are unique in the database.
 //!
-//! [`Store`] is an enum over the two; each method dispatches to the backend, so callers do not
-//! care which one runs. Both have their own migrations (`migrations/sqlite`, `migrations/postgres`)
-//! of the same tables, and one test suite (`tests.rs`) runs against both.
+//! The interface, and what each operation promises, is [`WebhookStore`] and [`DeliveryStore`]:
+//! both backends implement them, and so does [`Store`], an enum over the two that dispatches to
+//! the backend, so callers do not care which one runs. The SQL both dialects accept is written
+//! once (`sql.rs`); a backend's files hold only what differs. Both have their own migrations
+//! (`migrations/sqlite`, `migrations/postgres`) of the same tables, and one test suite
+//! (`tests.rs`) runs against both.
 
 mod delivery;
 mod postgres;
+mod sql;
 mod sqlite;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
@@ -130,6 +136,82 @@ fn unmatchable_webhook(owner: &Owner, id: &str) -> bool {
     unmatchable(id) || unmatchable(&owner.client_id) || unmatchable(&owner.user_id)
 }
 
+/// The webhooks of owners: every operation but `create` is scoped to the owner, and another
+/// owner's webhook is answered exactly like a missing one (`None`, `false`, left out).
+///
+/// Keys holding U+0000 are never stored (PostgreSQL text cannot hold one): [`Store`] answers
+/// them as unknown before a backend is asked, so backends may assume keys without it.
+pub trait WebhookStore {
+    /// Stores a new webhook of `owner`, unless the owner already has `limit` webhooks: then
+    /// `None`, and nothing is stored. Counting and inserting are one step per owner, whatever
+    /// runs at the same time (SQLite: one statement on the one writer; PostgreSQL: under a
+    /// per-owner lock shared by every replica).
+    fn create(
+        &self,
+        owner: &Owner,
+        new: NewWebhook,
+        limit: u32,
+    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+
+    /// The owner's webhooks in creation order, each write before the call included.
+    fn list(&self, owner: &Owner) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
+
+    /// The owner's webhook `id`; `None`: the owner has none of that id.
+    fn get(
+        &self,
+        owner: &Owner,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+
+    /// Applies `update` to the owner's webhook `id` in one statement and returns the result;
+    /// `None`: the owner has none of that id, and nothing changed.
+    fn update(
+        &self,
+        owner: &Owner,
+        id: &str,
+        update: WebhookUpdate,
+    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+
+    /// Deletes the owner's webhook `id`; `false`: the owner had none of that id.
+    fn delete(&self, owner: &Owner, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Events, their deliveries and the attempts at them; every method is atomic on its own.
+pub trait DeliveryStore {
+    /// Records the event and one delivery per matching webhook of the event's user, in one
+    /// transaction. An `id` the publisher used before (on any replica) schedules nothing and
+    /// reports the stored event, `duplicate`.
+    fn publish(&self, event: NewEvent) -> impl Future<Output = Result<PublishedEvent, StoreError>> + Send;
+
+    /// Leases up to `limit` due, unleased deliveries for `lease_ms`, the longest due first.
+    /// No delivery is held by two leases at once; a crashed worker's leases expire.
+    fn claim_due(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send;
+
+    /// Gives claimed deliveries back without attempting them: their leases are cleared and
+    /// they are due again at `until_ms`. No attempt is counted or logged; settled (or unknown)
+    /// deliveries are left alone. Returns how many were given back.
+    fn defer(&self, ids: &[String], until_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Logs the attempts and settles or reschedules their deliveries, all in one transaction.
+    /// An attempt logged before (a retaken lease) is kept as it was; deliveries settled
+    /// meanwhile are left alone.
+    fn record(&self, outcomes: &[AttemptOutcome]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many deliveries are due now (the backlog).
+    fn due_count(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// The owner's deliveries matching `q`, each with its attempts in order.
+    fn search_logs(&self, q: &LogQuery) -> impl Future<Output = Result<Vec<LogEntry>, StoreError>> + Send;
+
+    /// Drops settled deliveries (and their attempts and events) created before `before_ms`;
+    /// returns how many deliveries went. Pending ones stay, however old.
+    fn purge(&self, before_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
 impl Store {
     /// Opens the database at `url` and migrates it: PostgreSQL for `postgres://` and
     /// `postgresql://` URLs (the database is created if missing), otherwise SQLite
@@ -154,6 +236,7 @@ impl Store {
     }
 
     /// `"sqlite"` or `"postgres"`.
+    #[cfg(test)]
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
@@ -161,11 +244,18 @@ impl Store {
         }
     }
 
-    /// Stores a new webhook of `owner`, unless the owner already has `limit` webhooks: then
-    /// `None`, and nothing is stored. Counting and inserting are one step per owner, whatever
-    /// runs at the same time (SQLite: one statement on the one writer; PostgreSQL: under a
-    /// per-owner lock shared by every replica).
-    pub async fn create(
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+}
+
+impl WebhookStore for Store {
+    async fn create(
         &self,
         owner: &Owner,
         new: NewWebhook,
@@ -174,22 +264,21 @@ impl Store {
         dispatch!(self, s => s.create(owner, new, limit).await)
     }
 
-    /// The owner's webhooks in creation order.
-    pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+    async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
         if unmatchable(&owner.client_id) || unmatchable(&owner.user_id) {
             return Ok(Vec::new());
         }
         dispatch!(self, s => s.list(owner).await)
     }
 
-    pub async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
+    async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
         if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
         dispatch!(self, s => s.get(owner, id).await)
     }
 
-    pub async fn update(
+    async fn update(
         &self,
         owner: &Owner,
         id: &str,
@@ -201,46 +290,38 @@ impl Store {
         dispatch!(self, s => s.update(owner, id, update).await)
     }
 
-    pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
         if unmatchable_webhook(owner, id) {
             return Ok(false);
         }
         dispatch!(self, s => s.delete(owner, id).await)
     }
+}
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping().await)
-    }
-
-    pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
-    }
-
-    /// Records the event and one delivery per matching webhook, in one transaction. An `id`
-    /// seen before (on any replica) schedules nothing and reports the stored event.
-    pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+impl DeliveryStore for Store {
+    async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
         dispatch!(self, s => s.publish(event).await)
     }
 
-    /// Claims up to `limit` due deliveries for `lease_ms`; a crashed worker's claims expire.
-    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
         dispatch!(self, s => s.claim_due(limit, lease_ms).await)
     }
 
-    /// Gives claimed deliveries back without attempting them: their leases are cleared and
-    /// they are due again at `until_ms`. No attempt is counted or logged; settled (or unknown)
-    /// deliveries are left alone. Returns how many were given back.
-    pub async fn defer(&self, ids: &[String], until_ms: i64) -> Result<u64, StoreError> {
-        let ids: Vec<&str> = ids.iter().map(String::as_str).filter(|id| !unmatchable(id)).collect();
+    async fn defer(&self, ids: &[String], until_ms: i64) -> Result<u64, StoreError> {
+        let known: Vec<String>;
+        let ids = if ids.iter().any(|id| unmatchable(id)) {
+            known = ids.iter().filter(|id| !unmatchable(id)).cloned().collect();
+            &known[..]
+        } else {
+            ids
+        };
         if ids.is_empty() {
             return Ok(0);
         }
-        dispatch!(self, s => s.defer(&ids, until_ms).await)
+        dispatch!(self, s => s.defer(ids, until_ms).await)
     }
 
-    /// Records attempts and their consequences, all in one transaction.
-    pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -262,12 +343,11 @@ impl Store {
         dispatch!(self, s => s.record(outcomes).await)
     }
 
-    /// How many deliveries are due now (the backlog).
-    pub async fn due_count(&self) -> Result<i64, StoreError> {
+    async fn due_count(&self) -> Result<i64, StoreError> {
         dispatch!(self, s => s.due_count().await)
     }
 
-    pub async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+    async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
         let keys = [Some(&q.client_id), Some(&q.user_id), q.event_type.as_ref(), q.webhook_id.as_ref()];
         if keys.into_iter().flatten().any(|k| unmatchable(k)) {
             return Ok(Vec::new());
@@ -275,8 +355,7 @@ impl Store {
         dispatch!(self, s => s.search_logs(q).await)
     }
 
-    /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
-    pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge(before_ms).await)
     }
 }

@@ -12,11 +12,12 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqlitePool};
 
+use super::sql::Sql;
 use super::{
-    new_webhook, now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
-    WebhookUpdate, COLUMNS,
+    new_webhook, now_ms, read_webhook, seal, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
+    WebhookStore, WebhookUpdate,
 };
 use crate::crypto::SecretBox;
 use list_cache::ListCache;
@@ -71,61 +72,6 @@ impl SqliteStore {
         Ok(Self { pool, writer, secrets, lists: Arc::default() })
     }
 
-    /// The count and the insert are one statement on the one writer (inside its write
-    /// transaction), so no other write comes between them.
-    pub async fn create(
-        &self,
-        owner: &Owner,
-        new: NewWebhook,
-        limit: u32,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let webhook = new_webhook(owner, new);
-        let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
-        let created = self
-            .writer
-            .write_statement(move |conn| {
-                Box::pin(async move {
-                    let now = now_ms();
-                    // The count stops at the limit: an owner above a since-lowered limit
-                    // costs no more than one at it.
-                    let done = sqlx::query(
-                        "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at)
-                         SELECT ?, ?, ?, ?, ?, ?, ?, ?
-                          WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks
-                                                        WHERE client_id = ? AND user_id = ? LIMIT ?)) < ?",
-                    )
-                    .bind(&webhook.id)
-                    .bind(&webhook.client_id)
-                    .bind(&webhook.user_id)
-                    .bind(&webhook.url)
-                    .bind(to_json(&webhook.events))
-                    .bind(sealed)
-                    .bind(now)
-                    .bind(now)
-                    .bind(&webhook.client_id)
-                    .bind(&webhook.user_id)
-                    .bind(i64::from(limit))
-                    .bind(i64::from(limit))
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok((done.rows_affected() == 1).then_some(webhook))
-                })
-            })
-            .await;
-        self.lists.invalidate(owner);
-        created
-    }
-
-    pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
-        let generation = match self.lists.get(owner) {
-            Ok(cached) => return Ok(cached.as_ref().clone()),
-            Err(generation) => generation,
-        };
-        let listed = Arc::new(self.read_list(owner).await?);
-        self.lists.fill(owner, generation, listed.clone());
-        Ok(Arc::unwrap_or_clone(listed))
-    }
-
     async fn read_list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
         // One row holding the whole list as JSON: sqlx-sqlite hands rows over from its worker
         // thread one at a time, and for a list that hand-over costs more than the query.
@@ -155,74 +101,6 @@ impl SqliteStore {
                 })
             })
             .collect()
-    }
-
-    pub async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?"
-        ))
-        .bind(id)
-        .bind(&owner.client_id)
-        .bind(&owner.user_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(|row| self.webhook(row)).transpose()
-    }
-
-    pub async fn update(
-        &self,
-        owner: &Owner,
-        id: &str,
-        update: WebhookUpdate,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let secrets = update.secrets.as_ref().map(|s| seal(&self.secrets, id, s)).transpose()?;
-        let (writer_owner, id) = (owner.clone(), id.to_owned());
-        let row = self
-            .writer
-            .write_statement(move |conn| {
-                Box::pin(async move {
-                    let row = sqlx::query(&format!(
-                        "UPDATE webhooks
-                            SET url = COALESCE(?, url), events = ?, secrets = COALESCE(?, secrets), updated_at = ?
-                          WHERE id = ? AND client_id = ? AND user_id = ?
-                      RETURNING {COLUMNS}"
-                    ))
-                    .bind(&update.url)
-                    .bind(to_json(&update.events))
-                    .bind(secrets)
-                    .bind(now_ms())
-                    .bind(&id)
-                    .bind(&writer_owner.client_id)
-                    .bind(&writer_owner.user_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    Ok(row)
-                })
-            })
-            .await;
-        self.lists.invalidate(owner);
-        row?.as_ref().map(|row| self.webhook(row)).transpose()
-    }
-
-    pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        let (writer_owner, id) = (owner.clone(), id.to_owned());
-        let deleted = self
-            .writer
-            .write_statement(move |conn| {
-                Box::pin(async move {
-                    let done =
-                        sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")
-                            .bind(&id)
-                            .bind(&writer_owner.client_id)
-                            .bind(&writer_owner.user_id)
-                            .execute(&mut *conn)
-                            .await?;
-                    Ok(done.rows_affected() > 0)
-                })
-            })
-            .await;
-        self.lists.invalidate(owner);
-        deleted
     }
 
     /// Locks `<database>.serve-lock` of `url` for this process, or says who holds it; before
@@ -283,5 +161,79 @@ impl SqliteStore {
 
     fn webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
         read_webhook(row, &self.secrets)
+    }
+
+    /// Runs a one-statement write on the writer; returns the rows it affected.
+    async fn execute(&self, mut statement: QueryBuilder<'static, Sqlite>) -> Result<u64, StoreError> {
+        self.writer
+            .write_statement(move |conn| {
+                Box::pin(async move { Ok(statement.build().execute(&mut *conn).await?.rows_affected()) })
+            })
+            .await
+    }
+}
+
+impl WebhookStore for SqliteStore {
+    /// The count and the insert are one statement on the one writer (inside its write
+    /// transaction), so no other write comes between them.
+    async fn create(
+        &self,
+        owner: &Owner,
+        new: NewWebhook,
+        limit: u32,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let webhook = new_webhook(owner, new);
+        let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
+        let mut insert = Sql::<Sqlite>::create(&webhook, sealed, now_ms(), limit);
+        let created = self
+            .writer
+            .write_statement(move |conn| {
+                Box::pin(async move {
+                    let done = insert.build().execute(&mut *conn).await?;
+                    Ok((done.rows_affected() == 1).then_some(webhook))
+                })
+            })
+            .await;
+        self.lists.invalidate(owner);
+        created
+    }
+
+    async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+        let generation = match self.lists.get(owner) {
+            Ok(cached) => return Ok(cached.as_ref().clone()),
+            Err(generation) => generation,
+        };
+        let listed = Arc::new(self.read_list(owner).await?);
+        self.lists.fill(owner, generation, listed.clone());
+        Ok(Arc::unwrap_or_clone(listed))
+    }
+
+    async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
+        let row = Sql::<Sqlite>::get(owner, id).build().fetch_optional(&self.pool).await?;
+        row.as_ref().map(|row| self.webhook(row)).transpose()
+    }
+
+    async fn update(
+        &self,
+        owner: &Owner,
+        id: &str,
+        update: WebhookUpdate,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let secrets = update.secrets.as_ref().map(|s| seal(&self.secrets, id, s)).transpose()?;
+        let mut statement = Sql::<Sqlite>::update(owner, id, &update, secrets, now_ms());
+        let row = self
+            .writer
+            .write_statement(move |conn| {
+                Box::pin(async move { Ok(statement.build().fetch_optional(&mut *conn).await?) })
+            })
+            .await;
+        self.lists.invalidate(owner);
+        row?.as_ref().map(|row| self.webhook(row)).transpose()
+    }
+
+    async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
+        let deleted = self.execute(Sql::<Sqlite>::delete(owner, id)).await.map(|n| n > 0);
+        self.lists.invalidate(owner);
+        deleted
     }
 }

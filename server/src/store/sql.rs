@@ -1,0 +1,224 @@
+//! The statements whose text both dialects accept, written once. Placeholders are
+//! [`QueryBuilder`]'s (`?` on SQLite, `$n` on PostgreSQL); the little that differs inside a
+//! shared statement is the [`Dialect`]'s. What differs in substance (SQLite's group-commit
+//! writer and fan-out trigger, PostgreSQL's fan-out CTE and `SKIP LOCKED` claim, `json_each`
+//! against `UNNEST`) stays in the backend's own files.
+//!
+//! Each builder clones what it binds, so the statement can outlive its inputs (SQLite runs
+//! it later, on the writer's task).
+
+use std::marker::PhantomData;
+
+use sqlx::{Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
+
+use super::{to_json, LogQuery, Owner, Webhook, WebhookUpdate, COLUMNS};
+
+/// What the two dialects spell differently inside otherwise shared statements.
+pub(super) trait Dialect: Database {
+    /// `column` is one of `ids`, with the ids as one parameter whatever their number: a
+    /// statement's text (and its plan, in the statement cache) does not grow with the batch.
+    fn push_any<'q>(sql: &mut QueryBuilder<'q, Self>, column: &str, ids: &[&str]);
+
+    /// Put before a column so the planner does not pick that column's index.
+    const NO_INDEX: &'static str;
+}
+
+impl Dialect for Sqlite {
+    fn push_any<'q>(sql: &mut QueryBuilder<'q, Self>, column: &str, ids: &[&str]) {
+        sql.push(column)
+            .push(" IN (SELECT value FROM json_each(")
+            .push_bind(serde_json::Value::from(ids).to_string())
+            .push("))");
+    }
+
+    /// Unary `+`: with a backlog, the status index made SQLite scan every pending delivery
+    /// where the id index is one lookup per id.
+    const NO_INDEX: &'static str = "+";
+}
+
+impl Dialect for Postgres {
+    fn push_any<'q>(sql: &mut QueryBuilder<'q, Self>, column: &str, ids: &[&str]) {
+        let ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+        sql.push(column).push(" = ANY(").push_bind(ids).push(")");
+    }
+
+    /// PostgreSQL's planner picks the id index by itself (and has no unary `+` for text).
+    const NO_INDEX: &'static str = "";
+}
+
+/// The shared statements of dialect `DB`, e.g. `Sql::<Sqlite>::get(owner, id)`.
+pub(super) struct Sql<DB>(PhantomData<DB>);
+
+impl<DB> Sql<DB>
+where
+    DB: Dialect,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+{
+    /// `WHERE` the row is webhook `id` of `owner`.
+    fn owned<'q>(sql: &mut QueryBuilder<'q, DB>, owner: &Owner, id: &str) {
+        sql.push(" WHERE id = ")
+            .push_bind(id.to_owned())
+            .push(" AND client_id = ")
+            .push_bind(owner.client_id.clone())
+            .push(" AND user_id = ")
+            .push_bind(owner.user_id.clone());
+    }
+
+    /// Inserts `webhook` unless its owner already has `limit` webhooks (then no row is
+    /// affected). The count stops at the limit: an owner above a since-lowered limit costs no
+    /// more than one at it. Atomic only on a writer the backend makes exclusive per owner.
+    pub fn create<'q>(webhook: &Webhook, sealed: Vec<u8>, now: i64, limit: u32) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(
+            "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at) SELECT ",
+        );
+        sql.separated(", ")
+            .push_bind(webhook.id.clone())
+            .push_bind(webhook.client_id.clone())
+            .push_bind(webhook.user_id.clone())
+            .push_bind(webhook.url.clone())
+            .push_bind(to_json(&webhook.events))
+            .push_bind(sealed)
+            .push_bind(now)
+            .push_bind(now);
+        sql.push(" WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks WHERE client_id = ")
+            .push_bind(webhook.client_id.clone())
+            .push(" AND user_id = ")
+            .push_bind(webhook.user_id.clone())
+            .push(" LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(") AS owned) < ")
+            .push_bind(i64::from(limit));
+        sql
+    }
+
+    /// The owner's webhooks as rows of [`COLUMNS`], in creation order.
+    pub fn list<'q>(owner: &Owner) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM webhooks WHERE client_id = "));
+        sql.push_bind(owner.client_id.clone())
+            .push(" AND user_id = ")
+            .push_bind(owner.user_id.clone())
+            .push(" ORDER BY seq");
+        sql
+    }
+
+    /// Webhook `id` of `owner` as a row of [`COLUMNS`], if there is one.
+    pub fn get<'q>(owner: &Owner, id: &str) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM webhooks"));
+        Self::owned(&mut sql, owner, id);
+        sql
+    }
+
+    /// Applies `update` (its secrets already `sealed`) to webhook `id` of `owner`, returning
+    /// the updated row of [`COLUMNS`] (none: no such webhook).
+    pub fn update<'q>(
+        owner: &Owner,
+        id: &str,
+        update: &WebhookUpdate,
+        sealed: Option<Vec<u8>>,
+        now: i64,
+    ) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new("UPDATE webhooks SET url = COALESCE(");
+        sql.push_bind(update.url.clone())
+            .push(", url), events = ")
+            .push_bind(to_json(&update.events))
+            .push(", secrets = COALESCE(")
+            .push_bind(sealed)
+            .push(", secrets), updated_at = ")
+            .push_bind(now);
+        Self::owned(&mut sql, owner, id);
+        sql.push(format!(" RETURNING {COLUMNS}"));
+        sql
+    }
+
+    /// Deletes webhook `id` of `owner` (no row affected: there was none).
+    pub fn delete<'q>(owner: &Owner, id: &str) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new("DELETE FROM webhooks");
+        Self::owned(&mut sql, owner, id);
+        sql
+    }
+
+    /// The stored `event_type` of the publisher's event `public_id` and its `n` deliveries.
+    pub fn published<'q>(publisher: &str, public_id: &str) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(
+            "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
+               FROM events e WHERE e.publisher = ",
+        );
+        sql.push_bind(publisher.to_owned()).push(" AND e.public_id = ").push_bind(public_id.to_owned());
+        sql
+    }
+
+    /// Releases the claimed deliveries `ids` that are still pending, due again at `until_ms`.
+    pub fn defer<'q>(ids: &[&str], until_ms: i64) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new("UPDATE deliveries SET next_attempt_at = ");
+        sql.push_bind(until_ms).push(", lease_until = NULL, lease_token = NULL WHERE ");
+        DB::push_any(&mut sql, "id", ids);
+        sql.push(format!(" AND {}status = 'pending'", DB::NO_INDEX));
+        sql
+    }
+
+    /// How many deliveries are due at `now`.
+    pub fn due_count<'q>(now: i64) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ",
+        );
+        sql.push_bind(now);
+        sql
+    }
+
+    /// The log's `SELECT` with the query's filters, order and page.
+    pub fn log<'q>(q: &LogQuery) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(
+            "SELECT d.id, d.webhook_id, e.public_id AS event_id, e.event_type, e.body, d.url, d.status, d.created_at
+               FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
+        );
+        sql.push_bind(q.client_id.clone()).push(" AND d.user_id = ").push_bind(q.user_id.clone());
+        if let Some(t) = &q.event_type {
+            sql.push(" AND e.event_type = ").push_bind(t.clone());
+        }
+        if let Some(start) = q.start_ms {
+            sql.push(" AND d.created_at >= ").push_bind(start);
+        }
+        if let Some(end) = q.end_ms {
+            sql.push(" AND d.created_at < ").push_bind(end);
+        }
+        if let Some(w) = &q.webhook_id {
+            sql.push(" AND d.webhook_id = ").push_bind(w.clone());
+        }
+        let order = if q.ascending { "ASC" } else { "DESC" };
+        sql.push(format!(" ORDER BY d.created_at {order}, d.seq {order} LIMIT "))
+            .push_bind(q.limit)
+            .push(" OFFSET ")
+            .push_bind(q.offset);
+        sql
+    }
+
+    /// The attempts of the deliveries `ids`, as the log shows them.
+    pub fn attempts<'q>(ids: &[&str]) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(
+            "SELECT delivery_id, attempt, url, status_code, response_body, created_at FROM attempts WHERE ",
+        );
+        DB::push_any(&mut sql, "delivery_id", ids);
+        sql.push(" ORDER BY delivery_id, attempt");
+        sql
+    }
+
+    /// The purge, in the order to run it (in one transaction): the attempts, the deliveries
+    /// (their rows affected are the purge's count), then the events left without deliveries.
+    pub fn purge<'q>(before_ms: i64) -> [QueryBuilder<'q, DB>; 3] {
+        let mut attempts = QueryBuilder::new(
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE created_at < ",
+        );
+        attempts.push_bind(before_ms).push(" AND status <> 'pending')");
+        let mut deliveries = QueryBuilder::new("DELETE FROM deliveries WHERE created_at < ");
+        deliveries.push_bind(before_ms).push(" AND status <> 'pending'");
+        let mut events = QueryBuilder::new("DELETE FROM events WHERE created_at < ");
+        events
+            .push_bind(before_ms)
+            .push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)");
+        [attempts, deliveries, events]
+    }
+}
