@@ -7,13 +7,19 @@
 //! Each builder clones what it binds, so the statement can outlive its inputs (SQLite runs
 //! it later, on the writer's task).
 
+use std::future::Future;
 use std::marker::PhantomData;
 
-use sqlx::{Database, Encode, Postgres, QueryBuilder, Sqlite, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Pool, Postgres, QueryBuilder, Row, Sqlite, Type};
 
-use super::{to_json, LogQuery, Owner, Webhook, WebhookUpdate, COLUMNS};
+use super::delivery::{add_attempts, log_entry};
+use super::{
+    now_ms, read_webhook, to_json, LogEntry, LogQuery, Owner, StoreError, Webhook, WebhookUpdate, COLUMNS,
+};
+use crate::crypto::SecretBox;
 
-/// What the two dialects spell differently inside otherwise shared statements.
+/// What the two dialects spell differently inside otherwise shared statements, and how a
+/// built statement runs on a backend's pool of readers.
 pub(super) trait Dialect: Database {
     /// `column` is one of `ids`, with the ids as one parameter whatever their number: a
     /// statement's text (and its plan, in the statement cache) does not grow with the batch.
@@ -21,6 +27,39 @@ pub(super) trait Dialect: Database {
 
     /// Put before a column so the planner does not pick that column's index.
     const NO_INDEX: &'static str;
+
+    // Running a builder is spelled per backend: generically, its arguments' lifetime would be
+    // tied to the borrow of the builder itself (sqlx's `IntoArguments<'q>`), which no caller
+    // can satisfy; for the concrete types it is a plain borrow.
+
+    fn fetch_all<'a>(
+        pool: &'a Pool<Self>,
+        sql: QueryBuilder<'a, Self>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a;
+
+    fn fetch_optional<'a>(
+        pool: &'a Pool<Self>,
+        sql: QueryBuilder<'a, Self>,
+    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'a;
+}
+
+/// The same for both, where the types are concrete.
+macro_rules! run_on_pool {
+    () => {
+        fn fetch_all<'a>(
+            pool: &'a Pool<Self>,
+            mut sql: QueryBuilder<'a, Self>,
+        ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a {
+            async move { sql.build().fetch_all(pool).await }
+        }
+
+        fn fetch_optional<'a>(
+            pool: &'a Pool<Self>,
+            mut sql: QueryBuilder<'a, Self>,
+        ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'a {
+            async move { sql.build().fetch_optional(pool).await }
+        }
+    };
 }
 
 impl Dialect for Sqlite {
@@ -34,6 +73,8 @@ impl Dialect for Sqlite {
     /// Unary `+`: with a backlog, the status index made SQLite scan every pending delivery
     /// where the id index is one lookup per id.
     const NO_INDEX: &'static str = "+";
+
+    run_on_pool!();
 }
 
 impl Dialect for Postgres {
@@ -44,6 +85,8 @@ impl Dialect for Postgres {
 
     /// PostgreSQL's planner picks the id index by itself (and has no unary `+` for text).
     const NO_INDEX: &'static str = "";
+
+    run_on_pool!();
 }
 
 /// The shared statements of dialect `DB`, e.g. `Sql::<Sqlite>::get(owner, id)`.
@@ -220,5 +263,58 @@ where
             .push_bind(before_ms)
             .push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)");
         [attempts, deliveries, events]
+    }
+}
+
+/// The reads both backends run alike, straight on their pool of readers.
+impl<DB> Sql<DB>
+where
+    DB: Dialect,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB>,
+    for<'r> Vec<u8>: Decode<'r, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> Option<i64>: Decode<'r, DB>,
+{
+    /// Webhook `id` of `owner`, its secrets opened.
+    pub async fn read_webhook(
+        pool: &Pool<DB>,
+        secrets: &SecretBox,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let row = DB::fetch_optional(pool, Self::get(owner, id)).await?;
+        row.as_ref().map(|row| read_webhook(row, secrets)).transpose()
+    }
+
+    /// How many deliveries are due now.
+    pub async fn read_due_count(pool: &Pool<DB>) -> Result<i64, StoreError> {
+        let row = DB::fetch_optional(pool, Self::due_count(now_ms())).await?;
+        Ok(row.map(|row| row.try_get(0)).transpose()?.unwrap_or_default())
+    }
+
+    /// The log entries matching `q`, each with its attempts.
+    pub async fn read_logs(pool: &Pool<DB>, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+        let rows = DB::fetch_all(pool, Self::log(q)).await?;
+        let mut entries = rows.iter().map(log_entry).collect::<Result<Vec<_>, _>>()?;
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let rows = DB::fetch_all(pool, Self::attempts(&ids)).await?;
+        add_attempts(&mut entries, &rows)?;
+        Ok(entries)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(pool: &Pool<DB>) -> Result<(), StoreError> {
+        DB::fetch_optional(pool, QueryBuilder::new("SELECT 1")).await?;
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@
 use sqlx::{Postgres, Row};
 
 use super::PgStore;
-use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, state_changes};
+use crate::store::delivery::{claimed_delivery, state_changes};
 use crate::store::sql::Sql;
 use crate::store::{
     event_body, now_ms, AttemptOutcome, ClaimedDelivery, DeliveryStore, LogEntry, LogQuery, NewEvent,
@@ -154,19 +154,11 @@ impl DeliveryStore for PgStore {
     }
 
     async fn due_count(&self) -> Result<i64, StoreError> {
-        Ok(Sql::<Postgres>::due_count(now_ms()).build_query_scalar().fetch_one(self.pool()).await?)
+        Sql::<Postgres>::read_due_count(self.pool()).await
     }
 
     async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-        let rows = Sql::<Postgres>::log(q).build().fetch_all(self.pool()).await?;
-        let mut entries = rows.iter().map(log_entry).collect::<Result<Vec<_>, _>>()?;
-        if entries.is_empty() {
-            return Ok(entries);
-        }
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let rows = Sql::<Postgres>::attempts(&ids).build().fetch_all(self.pool()).await?;
-        add_attempts(&mut entries, &rows)?;
-        Ok(entries)
+        Sql::<Postgres>::read_logs(self.pool(), q).await
     }
 
     async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -72,8 +72,7 @@ impl PgStore {
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        Sql::<Postgres>::ping(&self.pool).await
     }
 
     pub async fn close(&self) {
@@ -121,8 +120,7 @@ impl WebhookStore for PgStore {
     }
 
     async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
-        let row = Sql::<Postgres>::get(owner, id).build().fetch_optional(&self.pool).await?;
-        row.as_ref().map(|row| self.webhook(row)).transpose()
+        Sql::<Postgres>::read_webhook(&self.pool, &self.secrets, owner, id).await
     }
 
     async fn update(

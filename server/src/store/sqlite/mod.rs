@@ -139,8 +139,7 @@ impl SqliteStore {
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        Sql::<Sqlite>::ping(&self.pool).await
     }
 
     pub async fn close(&self) {
@@ -209,8 +208,7 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
-        let row = Sql::<Sqlite>::get(owner, id).build().fetch_optional(&self.pool).await?;
-        row.as_ref().map(|row| self.webhook(row)).transpose()
+        Sql::<Sqlite>::read_webhook(&self.pool, &self.secrets, owner, id).await
     }
 
     async fn update(
