@@ -84,6 +84,8 @@ pub enum StoreError {
     InUse(String),
 }
 
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// Connection settings shared by both backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -151,17 +153,13 @@ pub trait WebhookStore {
         owner: &Owner,
         new: NewWebhook,
         limit: u32,
-    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
 
     /// The owner's webhooks in creation order, each write before the call included.
-    fn list(&self, owner: &Owner) -> impl Future<Output = Result<Vec<Webhook>, StoreError>> + Send;
+    fn list(&self, owner: &Owner) -> impl Future<Output = StoreResult<Vec<Webhook>>> + Send;
 
     /// The owner's webhook `id`; `None`: the owner has none of that id.
-    fn get(
-        &self,
-        owner: &Owner,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+    fn get(&self, owner: &Owner, id: &str) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
 
     /// Applies `update` to the owner's webhook `id` in one statement and returns the result;
     /// `None`: the owner has none of that id, and nothing changed.
@@ -170,10 +168,10 @@ pub trait WebhookStore {
         owner: &Owner,
         id: &str,
         update: WebhookUpdate,
-    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
 
     /// Deletes the owner's webhook `id`; `false`: the owner had none of that id.
-    fn delete(&self, owner: &Owner, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete(&self, owner: &Owner, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// Events, their deliveries and the attempts at them; every method is atomic on its own.
@@ -181,7 +179,7 @@ pub trait DeliveryStore {
     /// Records the event and one delivery per matching webhook of the event's user, in one
     /// transaction. An `id` the publisher used before (on any replica) schedules nothing and
     /// reports the stored event, `duplicate`.
-    fn publish(&self, event: NewEvent) -> impl Future<Output = Result<PublishedEvent, StoreError>> + Send;
+    fn publish(&self, event: NewEvent) -> impl Future<Output = StoreResult<PublishedEvent>> + Send;
 
     /// Leases up to `limit` due, unleased deliveries for `lease_ms`, the longest due first.
     /// No delivery is held by two leases at once; a crashed worker's leases expire.
@@ -189,34 +187,34 @@ pub trait DeliveryStore {
         &self,
         limit: i64,
         lease_ms: i64,
-    ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<ClaimedDelivery>>> + Send;
 
     /// Gives claimed deliveries back without attempting them: their leases are cleared and
     /// they are due again at `until_ms`. No attempt is counted or logged; settled (or unknown)
     /// deliveries are left alone. Returns how many were given back.
-    fn defer(&self, ids: &[String], until_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn defer(&self, ids: &[String], until_ms: i64) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Logs the attempts and settles or reschedules their deliveries, all in one transaction.
     /// An attempt logged before (a retaken lease) is kept as it was; deliveries settled
     /// meanwhile are left alone.
-    fn record(&self, outcomes: &[AttemptOutcome]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record(&self, outcomes: &[AttemptOutcome]) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// How many deliveries are due now (the backlog).
-    fn due_count(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    fn due_count(&self) -> impl Future<Output = StoreResult<i64>> + Send;
 
     /// The owner's deliveries matching `q`, each with its attempts in order.
-    fn search_logs(&self, q: &LogQuery) -> impl Future<Output = Result<Vec<LogEntry>, StoreError>> + Send;
+    fn search_logs(&self, q: &LogQuery) -> impl Future<Output = StoreResult<Vec<LogEntry>>> + Send;
 
     /// Drops settled deliveries (and their attempts and events) created before `before_ms`;
     /// returns how many deliveries went. Pending ones stay, however old.
-    fn purge(&self, before_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn purge(&self, before_ms: i64) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 impl Store {
     /// Opens the database at `url` and migrates it: PostgreSQL for `postgres://` and
     /// `postgresql://` URLs (the database is created if missing), otherwise SQLite
     /// (`sqlite://path`, `sqlite:path` or a plain path; the file is created if missing).
-    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> StoreResult<Self> {
         Ok(if is_postgres_url(url) {
             Store::Postgres(PgStore::connect(url, secrets, options).await?)
         } else {
@@ -227,7 +225,7 @@ impl Store {
     /// For `serve`, before [`connect`](Self::connect): SQLite's exclusive claim on the database
     /// file at `url` (held while the returned file stays open; the process's death releases
     /// it). PostgreSQL takes any number of replicas: `None`.
-    pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+    pub fn lock_for_serving(url: &str) -> StoreResult<Option<std::fs::File>> {
         if is_postgres_url(url) {
             Ok(None)
         } else {
@@ -245,7 +243,7 @@ impl Store {
     }
 
     /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> StoreResult<()> {
         dispatch!(self, s => s.ping().await)
     }
 
@@ -255,42 +253,32 @@ impl Store {
 }
 
 impl WebhookStore for Store {
-    async fn create(
-        &self,
-        owner: &Owner,
-        new: NewWebhook,
-        limit: u32,
-    ) -> Result<Option<Webhook>, StoreError> {
+    async fn create(&self, owner: &Owner, new: NewWebhook, limit: u32) -> StoreResult<Option<Webhook>> {
         dispatch!(self, s => s.create(owner, new, limit).await)
     }
 
-    async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
         if unmatchable(&owner.client_id) || unmatchable(&owner.user_id) {
             return Ok(Vec::new());
         }
         dispatch!(self, s => s.list(owner).await)
     }
 
-    async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
+    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
         if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
         dispatch!(self, s => s.get(owner, id).await)
     }
 
-    async fn update(
-        &self,
-        owner: &Owner,
-        id: &str,
-        update: WebhookUpdate,
-    ) -> Result<Option<Webhook>, StoreError> {
+    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
         if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
         dispatch!(self, s => s.update(owner, id, update).await)
     }
 
-    async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
         if unmatchable_webhook(owner, id) {
             return Ok(false);
         }
@@ -299,15 +287,15 @@ impl WebhookStore for Store {
 }
 
 impl DeliveryStore for Store {
-    async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+    async fn publish(&self, event: NewEvent) -> StoreResult<PublishedEvent> {
         dispatch!(self, s => s.publish(event).await)
     }
 
-    async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    async fn claim_due(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<ClaimedDelivery>> {
         dispatch!(self, s => s.claim_due(limit, lease_ms).await)
     }
 
-    async fn defer(&self, ids: &[String], until_ms: i64) -> Result<u64, StoreError> {
+    async fn defer(&self, ids: &[String], until_ms: i64) -> StoreResult<u64> {
         let known: Vec<String>;
         let ids = if ids.iter().any(|id| unmatchable(id)) {
             known = ids.iter().filter(|id| !unmatchable(id)).cloned().collect();
@@ -321,7 +309,7 @@ impl DeliveryStore for Store {
         dispatch!(self, s => s.defer(ids, until_ms).await)
     }
 
-    async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -343,11 +331,11 @@ impl DeliveryStore for Store {
         dispatch!(self, s => s.record(outcomes).await)
     }
 
-    async fn due_count(&self) -> Result<i64, StoreError> {
+    async fn due_count(&self) -> StoreResult<i64> {
         dispatch!(self, s => s.due_count().await)
     }
 
-    async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+    async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
         let keys = [Some(&q.client_id), Some(&q.user_id), q.event_type.as_ref(), q.webhook_id.as_ref()];
         if keys.into_iter().flatten().any(|k| unmatchable(k)) {
             return Ok(Vec::new());
@@ -355,7 +343,7 @@ impl DeliveryStore for Store {
         dispatch!(self, s => s.search_logs(q).await)
     }
 
-    async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
         dispatch!(self, s => s.purge(before_ms).await)
     }
 }
@@ -384,18 +372,18 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// The sealed form of a webhook's secrets, bound to its id.
-fn seal(secrets: &SecretBox, id: &str, values: &[String]) -> Result<Vec<u8>, StoreError> {
+fn seal(secrets: &SecretBox, id: &str, values: &[String]) -> StoreResult<Vec<u8>> {
     Ok(secrets.seal(to_json(values).as_bytes(), id.as_bytes())?)
 }
 
-fn open_secrets(secrets: &SecretBox, id: &str, sealed: &[u8]) -> Result<Vec<String>, StoreError> {
+fn open_secrets(secrets: &SecretBox, id: &str, sealed: &[u8]) -> StoreResult<Vec<String>> {
     let corrupt = |reason: String| StoreError::Corrupt { id: id.to_owned(), reason };
     let plain = secrets.open(sealed, id.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
     serde_json::from_slice(&plain).map_err(|e| corrupt(format!("secrets: {e}")))
 }
 
 /// A webhook from a row of [`COLUMNS`], on either backend.
-fn read_webhook<'r, R>(row: &'r R, secrets: &SecretBox) -> Result<Webhook, StoreError>
+fn read_webhook<'r, R>(row: &'r R, secrets: &SecretBox) -> StoreResult<Webhook>
 where
     R: Row,
     &'static str: sqlx::ColumnIndex<R>,

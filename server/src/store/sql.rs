@@ -14,7 +14,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Pool, Postgres, QueryBuilder, 
 
 use super::delivery::{add_attempts, log_entry};
 use super::{
-    now_ms, read_webhook, to_json, LogEntry, LogQuery, Owner, StoreError, Webhook, WebhookUpdate, COLUMNS,
+    new_webhook, now_ms, read_webhook, seal, to_json, LogEntry, LogQuery, NewWebhook, Owner, StoreResult,
+    Webhook, WebhookUpdate, COLUMNS,
 };
 use crate::crypto::SecretBox;
 
@@ -100,6 +101,12 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB>,
+    for<'r> Vec<u8>: Decode<'r, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> Option<i64>: Decode<'r, DB>,
 {
     /// `WHERE` the row is webhook `id` of `owner`.
     fn owned<'q>(sql: &mut QueryBuilder<'q, DB>, owner: &Owner, id: &str) {
@@ -111,10 +118,19 @@ where
             .push_bind(owner.user_id.clone());
     }
 
-    /// Inserts `webhook` unless its owner already has `limit` webhooks (then no row is
-    /// affected). The count stops at the limit: an owner above a since-lowered limit costs no
-    /// more than one at it. Atomic only on a writer the backend makes exclusive per owner.
-    pub fn create<'q>(webhook: &Webhook, sealed: Vec<u8>, now: i64, limit: u32) -> QueryBuilder<'q, DB> {
+    /// A new webhook of `owner` (its secrets sealed with `secrets`) and the statement that
+    /// inserts it unless the owner already has `limit` webhooks (then no row is affected).
+    /// The count stops at the limit: an owner above a since-lowered limit costs no more than
+    /// one at it. Atomic only on a writer the backend makes exclusive per owner.
+    pub fn create<'q>(
+        secrets: &SecretBox,
+        owner: &Owner,
+        new: NewWebhook,
+        limit: u32,
+    ) -> StoreResult<(Webhook, QueryBuilder<'q, DB>)> {
+        let webhook = new_webhook(owner, new);
+        let sealed = seal(secrets, &webhook.id, &webhook.secrets)?;
+        let now = now_ms();
         let mut sql = QueryBuilder::new(
             "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at) SELECT ",
         );
@@ -135,7 +151,7 @@ where
             .push_bind(i64::from(limit))
             .push(") AS owned) < ")
             .push_bind(i64::from(limit));
-        sql
+        Ok((webhook, sql))
     }
 
     /// The owner's webhooks as rows of [`COLUMNS`], in creation order.
@@ -155,15 +171,15 @@ where
         sql
     }
 
-    /// Applies `update` (its secrets already `sealed`) to webhook `id` of `owner`, returning
-    /// the updated row of [`COLUMNS`] (none: no such webhook).
+    /// Applies `update` (new secrets sealed with `secrets`) to webhook `id` of `owner`,
+    /// returning the updated row of [`COLUMNS`] (none: no such webhook).
     pub fn update<'q>(
+        secrets: &SecretBox,
         owner: &Owner,
         id: &str,
         update: &WebhookUpdate,
-        sealed: Option<Vec<u8>>,
-        now: i64,
-    ) -> QueryBuilder<'q, DB> {
+    ) -> StoreResult<QueryBuilder<'q, DB>> {
+        let sealed = update.secrets.as_ref().map(|s| seal(secrets, id, s)).transpose()?;
         let mut sql = QueryBuilder::new("UPDATE webhooks SET url = COALESCE(");
         sql.push_bind(update.url.clone())
             .push(", url), events = ")
@@ -171,10 +187,10 @@ where
             .push(", secrets = COALESCE(")
             .push_bind(sealed)
             .push(", secrets), updated_at = ")
-            .push_bind(now);
+            .push_bind(now_ms());
         Self::owned(&mut sql, owner, id);
         sql.push(format!(" RETURNING {COLUMNS}"));
-        sql
+        Ok(sql)
     }
 
     /// Deletes webhook `id` of `owner` (no row affected: there was none).
@@ -264,43 +280,26 @@ where
             .push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)");
         [attempts, deliveries, events]
     }
-}
 
-/// The reads both backends run alike, straight on their pool of readers.
-impl<DB> Sql<DB>
-where
-    DB: Dialect,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
-    &'static str: ColumnIndex<DB::Row>,
-    usize: ColumnIndex<DB::Row>,
-    for<'r> String: Decode<'r, DB>,
-    for<'r> Vec<u8>: Decode<'r, DB>,
-    for<'r> i64: Decode<'r, DB>,
-    for<'r> Option<i64>: Decode<'r, DB>,
-{
     /// Webhook `id` of `owner`, its secrets opened.
     pub async fn read_webhook(
         pool: &Pool<DB>,
         secrets: &SecretBox,
         owner: &Owner,
         id: &str,
-    ) -> Result<Option<Webhook>, StoreError> {
+    ) -> StoreResult<Option<Webhook>> {
         let row = DB::fetch_optional(pool, Self::get(owner, id)).await?;
         row.as_ref().map(|row| read_webhook(row, secrets)).transpose()
     }
 
     /// How many deliveries are due now.
-    pub async fn read_due_count(pool: &Pool<DB>) -> Result<i64, StoreError> {
+    pub async fn read_due_count(pool: &Pool<DB>) -> StoreResult<i64> {
         let row = DB::fetch_optional(pool, Self::due_count(now_ms())).await?;
         Ok(row.map(|row| row.try_get(0)).transpose()?.unwrap_or_default())
     }
 
     /// The log entries matching `q`, each with its attempts.
-    pub async fn read_logs(pool: &Pool<DB>, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+    pub async fn read_logs(pool: &Pool<DB>, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
         let rows = DB::fetch_all(pool, Self::log(q)).await?;
         let mut entries = rows.iter().map(log_entry).collect::<Result<Vec<_>, _>>()?;
         if entries.is_empty() {
@@ -313,7 +312,7 @@ where
     }
 
     /// Whether the database answers.
-    pub async fn ping(pool: &Pool<DB>) -> Result<(), StoreError> {
+    pub async fn ping(pool: &Pool<DB>) -> StoreResult<()> {
         DB::fetch_optional(pool, QueryBuilder::new("SELECT 1")).await?;
         Ok(())
     }

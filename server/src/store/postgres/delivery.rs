@@ -16,13 +16,13 @@ use crate::store::delivery::{claimed_delivery, state_changes};
 use crate::store::sql::Sql;
 use crate::store::{
     event_body, now_ms, AttemptOutcome, ClaimedDelivery, DeliveryStore, LogEntry, LogQuery, NewEvent,
-    PublishedEvent, StoreError,
+    PublishedEvent, StoreResult,
 };
 
 impl DeliveryStore for PgStore {
     /// Records the event and one delivery per matching webhook in one statement (atomic on its
     /// own, and one round trip instead of four: BEGIN, two inserts, COMMIT).
-    async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+    async fn publish(&self, event: NewEvent) -> StoreResult<PublishedEvent> {
         let key = uuid::Uuid::new_v4().to_string();
         let id = event.id.unwrap_or_else(|| key.clone());
         let body = event_body(&event.event_type, &event.data);
@@ -73,7 +73,7 @@ impl DeliveryStore for PgStore {
     }
 
     /// Claims up to `limit` due deliveries for `lease_ms`, skipping rows other workers hold.
-    async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    async fn claim_due(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<ClaimedDelivery>> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
         let rows = sqlx::query(
@@ -101,14 +101,14 @@ impl DeliveryStore for PgStore {
         rows.iter().map(|row| claimed_delivery(row, &self.secrets)).collect()
     }
 
-    async fn defer(&self, ids: &[String], until_ms: i64) -> Result<u64, StoreError> {
+    async fn defer(&self, ids: &[String], until_ms: i64) -> StoreResult<u64> {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let done = Sql::<Postgres>::defer(&ids, until_ms).build().execute(self.pool()).await?;
         Ok(done.rows_affected())
     }
 
     /// Records attempts and their consequences in one transaction (two statements per batch).
-    async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -153,15 +153,15 @@ impl DeliveryStore for PgStore {
         Ok(())
     }
 
-    async fn due_count(&self) -> Result<i64, StoreError> {
+    async fn due_count(&self) -> StoreResult<i64> {
         Sql::<Postgres>::read_due_count(self.pool()).await
     }
 
-    async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+    async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
         Sql::<Postgres>::read_logs(self.pool(), q).await
     }
 
-    async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
         let [mut attempts, mut deliveries, mut events] = Sql::<Postgres>::purge(before_ms);
         let mut tx = self.pool().begin().await?;
         attempts.build().execute(&mut *tx).await?;

@@ -14,8 +14,7 @@ use sqlx::Postgres;
 
 use super::sql::Sql;
 use super::{
-    new_webhook, now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
-    WebhookStore, WebhookUpdate,
+    read_webhook, to_json, NewWebhook, Owner, StoreOptions, StoreResult, Webhook, WebhookStore, WebhookUpdate,
 };
 use crate::crypto::SecretBox;
 
@@ -42,7 +41,7 @@ fn code(e: &sqlx::Error) -> Option<String> {
 impl PgStore {
     /// Connects to `url` (creating the database if it does not exist yet) and migrates it.
     /// Replicas starting together are fine: sqlx serializes migrations with an advisory lock.
-    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> StoreResult<Self> {
         let base = PgConnectOptions::from_str(url)?.application_name("webhooks-server");
         let connect = base.clone().options([("statement_timeout", options.statement_timeout.as_millis())]);
         let pool_options = || {
@@ -71,7 +70,7 @@ impl PgStore {
     }
 
     /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> StoreResult<()> {
         Sql::<Postgres>::ping(&self.pool).await
     }
 
@@ -83,7 +82,7 @@ impl PgStore {
         &self.pool
     }
 
-    fn webhook(&self, row: &PgRow) -> Result<Webhook, StoreError> {
+    fn webhook(&self, row: &PgRow) -> StoreResult<Webhook> {
         read_webhook(row, &self.secrets)
     }
 }
@@ -93,14 +92,8 @@ impl WebhookStore for PgStore {
     /// the owner's advisory lock first, held until its transaction ends, and under read
     /// committed the insert that follows sees what the previous holder committed. The wait
     /// for the lock is bounded by `statement_timeout` (and is one create's length anyway).
-    async fn create(
-        &self,
-        owner: &Owner,
-        new: NewWebhook,
-        limit: u32,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let webhook = new_webhook(owner, new);
-        let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
+    async fn create(&self, owner: &Owner, new: NewWebhook, limit: u32) -> StoreResult<Option<Webhook>> {
+        let (webhook, mut insert) = Sql::<Postgres>::create(&self.secrets, owner, new, limit)?;
         let mut tx = self.pool.begin().await?;
         // The owner as a JSON array: no two owners give the same text.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
@@ -108,34 +101,27 @@ impl WebhookStore for PgStore {
             .bind(OWNER_LOCKS)
             .execute(&mut *tx)
             .await?;
-        let done =
-            Sql::<Postgres>::create(&webhook, sealed, now_ms(), limit).build().execute(&mut *tx).await?;
+        let done = insert.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok((done.rows_affected() == 1).then_some(webhook))
     }
 
-    async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
         let rows = Sql::<Postgres>::list(owner).build().fetch_all(&self.pool).await?;
         rows.iter().map(|row| self.webhook(row)).collect()
     }
 
-    async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
+    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
         Sql::<Postgres>::read_webhook(&self.pool, &self.secrets, owner, id).await
     }
 
-    async fn update(
-        &self,
-        owner: &Owner,
-        id: &str,
-        update: WebhookUpdate,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let secrets = update.secrets.as_ref().map(|s| seal(&self.secrets, id, s)).transpose()?;
-        let mut statement = Sql::<Postgres>::update(owner, id, &update, secrets, now_ms());
+    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
+        let mut statement = Sql::<Postgres>::update(&self.secrets, owner, id, &update)?;
         let row = statement.build().fetch_optional(&self.pool).await?;
         row.as_ref().map(|row| self.webhook(row)).transpose()
     }
 
-    async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
         let done = Sql::<Postgres>::delete(owner, id).build().execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }

@@ -7,13 +7,13 @@ use crate::store::delivery::{claimed_delivery, state_changes};
 use crate::store::sql::Sql;
 use crate::store::{
     event_body, now_ms, AttemptOutcome, ClaimedDelivery, DeliveryStore, LogEntry, LogQuery, NewEvent,
-    PublishedEvent, StoreError,
+    PublishedEvent, StoreResult,
 };
 
 impl DeliveryStore for SqliteStore {
     /// Records the event and one delivery per matching webhook (one statement, see below), then
     /// reads back what the event fanned out to.
-    async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+    async fn publish(&self, event: NewEvent) -> StoreResult<PublishedEvent> {
         let key = uuid::Uuid::new_v4().to_string();
         let id = event.id.unwrap_or_else(|| key.clone());
         let body = event_body(&event.event_type, &event.data);
@@ -56,7 +56,7 @@ impl DeliveryStore for SqliteStore {
     }
 
     /// Claims up to `limit` due deliveries for `lease_ms`; a crashed worker's claims expire.
-    async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    async fn claim_due(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<ClaimedDelivery>> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
         let lease_token = token.clone();
@@ -100,7 +100,7 @@ impl DeliveryStore for SqliteStore {
     }
 
     /// Gives claimed deliveries back (one statement, the ids as JSON).
-    async fn defer(&self, ids: &[String], until_ms: i64) -> Result<u64, StoreError> {
+    async fn defer(&self, ids: &[String], until_ms: i64) -> StoreResult<u64> {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         self.execute(Sql::<Sqlite>::defer(&ids, until_ms)).await
     }
@@ -108,7 +108,7 @@ impl DeliveryStore for SqliteStore {
     /// Records attempts and their consequences, all in one transaction (one sync for a batch)
     /// and two statements, whatever the batch's size: the batch goes in as JSON
     /// (`json_each`), so the writer's thread hand-overs do not grow with it.
-    async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -164,15 +164,15 @@ impl DeliveryStore for SqliteStore {
             .await
     }
 
-    async fn due_count(&self) -> Result<i64, StoreError> {
+    async fn due_count(&self) -> StoreResult<i64> {
         Sql::<Sqlite>::read_due_count(self.pool()).await
     }
 
-    async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+    async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
         Sql::<Sqlite>::read_logs(self.pool(), q).await
     }
 
-    async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
         let [mut attempts, mut deliveries, mut events] = Sql::<Sqlite>::purge(before_ms);
         self.writer()
             .write(move |conn| {

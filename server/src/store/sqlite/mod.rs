@@ -16,8 +16,8 @@ use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqlitePool};
 
 use super::sql::Sql;
 use super::{
-    new_webhook, now_ms, read_webhook, seal, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
-    WebhookStore, WebhookUpdate,
+    read_webhook, NewWebhook, Owner, StoreError, StoreOptions, StoreResult, Webhook, WebhookStore,
+    WebhookUpdate,
 };
 use crate::crypto::SecretBox;
 use list_cache::ListCache;
@@ -36,13 +36,13 @@ pub struct SqliteStore {
 }
 
 /// sqlx's options for `url` (`sqlite://path`, `sqlite:path` or a plain path).
-fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
     let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
     Ok(SqliteConnectOptions::from_str(&url)?)
 }
 
 /// Creates the directory that will hold `file`.
-fn create_parent(file: &Path) -> Result<(), StoreError> {
+fn create_parent(file: &Path) -> StoreResult<()> {
     match file.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Crypto(e.into()))
@@ -54,7 +54,7 @@ fn create_parent(file: &Path) -> Result<(), StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or a path) and migrates it.
     /// `options.max_connections` sizes the readers' pool; SQLite has no statement timeout.
-    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> StoreResult<Self> {
         let connect = connect_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -72,7 +72,7 @@ impl SqliteStore {
         Ok(Self { pool, writer, secrets, lists: Arc::default() })
     }
 
-    async fn read_list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+    async fn read_list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
         // One row holding the whole list as JSON: sqlx-sqlite hands rows over from its worker
         // thread one at a time, and for a list that hand-over costs more than the query.
         let listed: String = sqlx::query_scalar(
@@ -107,7 +107,7 @@ impl SqliteStore {
     /// the database is opened, so a refused server does not touch it. One serving process per
     /// file is what the list cache relies on (every webhook write passes through it); several
     /// replicas belong on PostgreSQL.
-    pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+    pub fn lock_for_serving(url: &str) -> StoreResult<Option<std::fs::File>> {
         let options = connect_options(url)?;
         let path = options.get_filename();
         if path == Path::new(":memory:") {
@@ -138,7 +138,7 @@ impl SqliteStore {
     }
 
     /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> StoreResult<()> {
         Sql::<Sqlite>::ping(&self.pool).await
     }
 
@@ -158,12 +158,12 @@ impl SqliteStore {
         &self.secrets
     }
 
-    fn webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
+    fn webhook(&self, row: &SqliteRow) -> StoreResult<Webhook> {
         read_webhook(row, &self.secrets)
     }
 
     /// Runs a one-statement write on the writer; returns the rows it affected.
-    async fn execute(&self, mut statement: QueryBuilder<'static, Sqlite>) -> Result<u64, StoreError> {
+    async fn execute(&self, mut statement: QueryBuilder<'static, Sqlite>) -> StoreResult<u64> {
         self.writer
             .write_statement(move |conn| {
                 Box::pin(async move { Ok(statement.build().execute(&mut *conn).await?.rows_affected()) })
@@ -175,15 +175,8 @@ impl SqliteStore {
 impl WebhookStore for SqliteStore {
     /// The count and the insert are one statement on the one writer (inside its write
     /// transaction), so no other write comes between them.
-    async fn create(
-        &self,
-        owner: &Owner,
-        new: NewWebhook,
-        limit: u32,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let webhook = new_webhook(owner, new);
-        let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
-        let mut insert = Sql::<Sqlite>::create(&webhook, sealed, now_ms(), limit);
+    async fn create(&self, owner: &Owner, new: NewWebhook, limit: u32) -> StoreResult<Option<Webhook>> {
+        let (webhook, mut insert) = Sql::<Sqlite>::create(&self.secrets, owner, new, limit)?;
         let created = self
             .writer
             .write_statement(move |conn| {
@@ -197,7 +190,7 @@ impl WebhookStore for SqliteStore {
         created
     }
 
-    async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
         let generation = match self.lists.get(owner) {
             Ok(cached) => return Ok(cached.as_ref().clone()),
             Err(generation) => generation,
@@ -207,18 +200,12 @@ impl WebhookStore for SqliteStore {
         Ok(Arc::unwrap_or_clone(listed))
     }
 
-    async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
+    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
         Sql::<Sqlite>::read_webhook(&self.pool, &self.secrets, owner, id).await
     }
 
-    async fn update(
-        &self,
-        owner: &Owner,
-        id: &str,
-        update: WebhookUpdate,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let secrets = update.secrets.as_ref().map(|s| seal(&self.secrets, id, s)).transpose()?;
-        let mut statement = Sql::<Sqlite>::update(owner, id, &update, secrets, now_ms());
+    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
+        let mut statement = Sql::<Sqlite>::update(&self.secrets, owner, id, &update)?;
         let row = self
             .writer
             .write_statement(move |conn| {
@@ -229,7 +216,7 @@ impl WebhookStore for SqliteStore {
         row?.as_ref().map(|row| self.webhook(row)).transpose()
     }
 
-    async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
         let deleted = self.execute(Sql::<Sqlite>::delete(owner, id)).await.map(|n| n > 0);
         self.lists.invalidate(owner);
         deleted
