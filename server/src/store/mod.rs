@@ -244,11 +244,11 @@ impl Store {
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> StoreResult<()> {
-        dispatch!(self, s => s.ping().await)
+        dispatch!(self, s => sql::Sql::ping(s.pool()).await)
     }
 
     pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+        dispatch!(self, s => s.pool().close().await)
     }
 }
 

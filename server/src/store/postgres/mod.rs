@@ -69,15 +69,6 @@ impl PgStore {
         Ok(Self { pool, secrets })
     }
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> StoreResult<()> {
-        Sql::<Postgres>::ping(&self.pool).await
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     pub(super) fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -137,15 +137,6 @@ impl SqliteStore {
         }
     }
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> StoreResult<()> {
-        Sql::<Sqlite>::ping(&self.pool).await
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
