@@ -282,7 +282,7 @@ where
     }
 
     /// Webhook `id` of `owner`, its secrets opened.
-    pub async fn read_webhook(
+    pub async fn fetch_webhook(
         pool: &Pool<DB>,
         secrets: &SecretBox,
         owner: &Owner,
@@ -293,13 +293,13 @@ where
     }
 
     /// How many deliveries are due now.
-    pub async fn read_due_count(pool: &Pool<DB>) -> StoreResult<i64> {
+    pub async fn fetch_due_count(pool: &Pool<DB>) -> StoreResult<i64> {
         let row = DB::fetch_optional(pool, Self::due_count(now_ms())).await?;
         Ok(row.map(|row| row.try_get(0)).transpose()?.unwrap_or_default())
     }
 
     /// The log entries matching `q`, each with its attempts.
-    pub async fn read_logs(pool: &Pool<DB>, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
+    pub async fn fetch_logs(pool: &Pool<DB>, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
         let rows = DB::fetch_all(pool, Self::log(q)).await?;
         let mut entries = rows.iter().map(log_entry).collect::<Result<Vec<_>, _>>()?;
         if entries.is_empty() {

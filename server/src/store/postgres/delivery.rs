@@ -154,11 +154,11 @@ impl DeliveryStore for PgStore {
     }
 
     async fn due_count(&self) -> StoreResult<i64> {
-        Sql::<Postgres>::read_due_count(self.pool()).await
+        Sql::<Postgres>::fetch_due_count(self.pool()).await
     }
 
     async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
-        Sql::<Postgres>::read_logs(self.pool(), q).await
+        Sql::<Postgres>::fetch_logs(self.pool(), q).await
     }
 
     async fn purge(&self, before_ms: i64) -> StoreResult<u64> {

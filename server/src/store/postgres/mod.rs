@@ -103,7 +103,7 @@ impl WebhookStore for PgStore {
     }
 
     async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
-        Sql::<Postgres>::read_webhook(&self.pool, &self.secrets, owner, id).await
+        Sql::<Postgres>::fetch_webhook(&self.pool, &self.secrets, owner, id).await
     }
 
     async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {

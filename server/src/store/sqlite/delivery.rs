@@ -165,11 +165,11 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn due_count(&self) -> StoreResult<i64> {
-        Sql::<Sqlite>::read_due_count(self.pool()).await
+        Sql::<Sqlite>::fetch_due_count(self.pool()).await
     }
 
     async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
-        Sql::<Sqlite>::read_logs(self.pool(), q).await
+        Sql::<Sqlite>::fetch_logs(self.pool(), q).await
     }
 
     async fn purge(&self, before_ms: i64) -> StoreResult<u64> {

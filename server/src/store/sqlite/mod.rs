@@ -192,7 +192,7 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
-        Sql::<Sqlite>::read_webhook(&self.pool, &self.secrets, owner, id).await
+        Sql::<Sqlite>::fetch_webhook(&self.pool, &self.secrets, owner, id).await
     }
 
     async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
