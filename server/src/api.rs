@@ -14,7 +14,10 @@ use webhooks::server::{responses, types, validate, Api, Operation};
 use crate::auth::{Authenticator, Principal};
 use crate::error::{self, Internal};
 use crate::ratelimit::{RateLimiter, RetryAfter};
-use crate::store::{LogEntry, LogQuery, NewEvent, NewWebhook, Owner, Store, Webhook, WebhookUpdate};
+use crate::store::{
+    DeliveryStore, LogEntry, LogQuery, NewEvent, NewWebhook, Owner, Store, Webhook, WebhookStore,
+    WebhookUpdate,
+};
 
 /// Length of a generated webhook secret (`[A-Za-z0-9]`).
 pub const GENERATED_SECRET_LEN: usize = 32;

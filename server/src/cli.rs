@@ -16,7 +16,7 @@ use crate::api::data_errors;
 use crate::app::{open_store, worker, App};
 use crate::auth::Authenticator;
 use crate::config::{Cli, Command, LogFormat, PublishArgs, Settings};
-use crate::store::NewEvent;
+use crate::store::{DeliveryStore, NewEvent};
 
 pub async fn main() -> anyhow::Result<()> {
     let cli = match Cli::load(std::env::args_os()) {

@@ -1,5 +1,5 @@
 //! The delivery worker. `deliver_due()` is one synchronous step (claim what is due, send it,
-//! record the outcomes) for tests and tools; `run()` is the pipelined loop `serve` and
+//! record the outcomes) for tests (feature `testing`); `run()` is the pipelined loop `serve` and
 //! `worker` use, where a slow receiver holds one slot, never the others, and one destination
 //! at most its per-host share of them (see `fair.rs`).
 
@@ -15,7 +15,7 @@ use super::fair::{destination, Admission, Destinations, Limits};
 use super::guard::TargetRefused;
 use super::http::DeliveryHttp;
 use super::signer::{signature_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
-use crate::store::{AttemptOutcome, ClaimedDelivery, Store, StoreError};
+use crate::store::{AttemptOutcome, ClaimedDelivery, DeliveryStore, Store};
 
 /// At most this much of an answer's body is kept in the log.
 pub const RESPONSE_BODY_LIMIT: usize = 20 * 1024;
@@ -74,7 +74,8 @@ impl Worker {
     /// Claims every due delivery (up to the concurrency), sends them (at most the per-host
     /// concurrency to one destination: the rest are given back, due at once for the next
     /// step), records the outcomes. Returns how many were attempted.
-    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
         let claimed = self.store.claim_due(self.settings.concurrency as i64, self.lease_ms()).await?;
         let mut per_destination: HashMap<String, usize> = HashMap::new();
         let mut over_cap = Vec::new();

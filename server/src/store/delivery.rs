@@ -1,5 +1,6 @@
 //! Events, deliveries and attempts: what `publishEvent`, the worker and the log need (the
-//! types both backends share; the SQL is in `sqlite/delivery.rs` and `postgres/delivery.rs`).
+//! types and row readers both backends share; the SQL is in `sql.rs` where the dialects agree,
+//! in `sqlite/delivery.rs` and `postgres/delivery.rs` where they do not).
 
 use std::collections::BTreeMap;
 
@@ -139,39 +140,7 @@ pub fn event_body(event_type: &str, data: &serde_json::Map<String, Value>) -> Ve
     serde_json::to_vec(&Body { data, event_type }).unwrap_or_default()
 }
 
-/// The log's `SELECT` with the query's filters, order and page, for either backend.
-pub(super) fn log_query<'q, DB>(q: &LogQuery) -> sqlx::QueryBuilder<'q, DB>
-where
-    DB: sqlx::Database,
-    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    let mut sql = sqlx::QueryBuilder::new(
-        "SELECT d.id, d.webhook_id, e.public_id AS event_id, e.event_type, e.body, d.url, d.status, d.created_at
-           FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
-    );
-    sql.push_bind(q.client_id.clone()).push(" AND d.user_id = ").push_bind(q.user_id.clone());
-    if let Some(t) = &q.event_type {
-        sql.push(" AND e.event_type = ").push_bind(t.clone());
-    }
-    if let Some(start) = q.start_ms {
-        sql.push(" AND d.created_at >= ").push_bind(start);
-    }
-    if let Some(end) = q.end_ms {
-        sql.push(" AND d.created_at < ").push_bind(end);
-    }
-    if let Some(w) = &q.webhook_id {
-        sql.push(" AND d.webhook_id = ").push_bind(w.clone());
-    }
-    let order = if q.ascending { "ASC" } else { "DESC" };
-    sql.push(format!(" ORDER BY d.created_at {order}, d.seq {order} LIMIT "))
-        .push_bind(q.limit)
-        .push(" OFFSET ")
-        .push_bind(q.offset);
-    sql
-}
-
-/// A row of [`log_query`], attempts still to be added.
+/// A row of the log's `SELECT` (`Sql::log`), attempts still to be added.
 pub(super) fn log_entry<'r, R>(row: &'r R) -> Result<LogEntry, sqlx::Error>
 where
     R: sqlx::Row,

@@ -4,17 +4,23 @@
 //! - PostgreSQL, for several replicas on one database: deliveries are claimed with
 //!   `FOR UPDATE SKIP LOCKED` and a lease, event ids are unique in the database.
 //!
-//! [`Store`] is an enum over the two; each method dispatches to the backend, so callers do not
-//! care which one runs. Both have their own migrations (`migrations/sqlite`, `migrations/postgres`)
-//! of the same tables, and one test suite (`tests.rs`) runs against both.
+//! The interface, and what each operation promises, is [`WebhookStore`] and [`DeliveryStore`]:
+//! both backends implement them, and so does [`Store`], an enum over the two that dispatches to
+//! the backend, so callers do not care which one runs. The SQL both dialects accept is written
+//! once (`sql.rs`); a backend's files hold only what differs. Both have their own migrations
+//! (`migrations/sqlite`, `migrations/postgres`) of the same tables, and one test suite
+//! (`tests.rs`) runs against both.
 
 mod delivery;
 mod postgres;
+mod sql;
 mod sqlite;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Row;
@@ -78,6 +84,8 @@ pub enum StoreError {
     InUse(String),
 }
 
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// Connection settings shared by both backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -130,11 +138,83 @@ fn unmatchable_webhook(owner: &Owner, id: &str) -> bool {
     unmatchable(id) || unmatchable(&owner.client_id) || unmatchable(&owner.user_id)
 }
 
+/// The webhooks of owners: every operation but `create` is scoped to the owner, and another
+/// owner's webhook is answered exactly like a missing one (`None`, `false`, left out).
+///
+/// Keys holding U+0000 are never stored (PostgreSQL text cannot hold one): [`Store`] answers
+/// them as unknown before a backend is asked, so backends may assume keys without it.
+pub trait WebhookStore {
+    /// Stores a new webhook of `owner`, unless the owner already has `limit` webhooks: then
+    /// `None`, and nothing is stored. Counting and inserting are one step per owner, whatever
+    /// runs at the same time (SQLite: one statement on the one writer; PostgreSQL: under a
+    /// per-owner lock shared by every replica).
+    fn create(
+        &self,
+        owner: &Owner,
+        new: NewWebhook,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
+
+    /// The owner's webhooks in creation order, each write before the call included.
+    fn list(&self, owner: &Owner) -> impl Future<Output = StoreResult<Vec<Webhook>>> + Send;
+
+    /// The owner's webhook `id`; `None`: the owner has none of that id.
+    fn get(&self, owner: &Owner, id: &str) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
+
+    /// Applies `update` to the owner's webhook `id` in one statement and returns the result;
+    /// `None`: the owner has none of that id, and nothing changed.
+    fn update(
+        &self,
+        owner: &Owner,
+        id: &str,
+        update: WebhookUpdate,
+    ) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
+
+    /// Deletes the owner's webhook `id`; `false`: the owner had none of that id.
+    fn delete(&self, owner: &Owner, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Events, their deliveries and the attempts at them; every method is atomic on its own.
+pub trait DeliveryStore {
+    /// Records the event and one delivery per matching webhook of the event's user, in one
+    /// transaction. An `id` the publisher used before (on any replica) schedules nothing and
+    /// reports the stored event, `duplicate`.
+    fn publish(&self, event: NewEvent) -> impl Future<Output = StoreResult<PublishedEvent>> + Send;
+
+    /// Leases up to `limit` due, unleased deliveries for `lease_ms`, the longest due first.
+    /// No delivery is held by two leases at once; a crashed worker's leases expire.
+    fn claim_due(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = StoreResult<Vec<ClaimedDelivery>>> + Send;
+
+    /// Gives claimed deliveries back without attempting them: their leases are cleared and
+    /// they are due again at `until_ms`. No attempt is counted or logged; settled (or unknown)
+    /// deliveries are left alone. Returns how many were given back.
+    fn defer(&self, ids: &[String], until_ms: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Logs the attempts and settles or reschedules their deliveries, all in one transaction.
+    /// An attempt logged before (a retaken lease) is kept as it was; deliveries settled
+    /// meanwhile are left alone.
+    fn record(&self, outcomes: &[AttemptOutcome]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// How many deliveries are due now (the backlog).
+    fn due_count(&self) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// The owner's deliveries matching `q`, each with its attempts in order.
+    fn search_logs(&self, q: &LogQuery) -> impl Future<Output = StoreResult<Vec<LogEntry>>> + Send;
+
+    /// Drops settled deliveries (and their attempts and events) created before `before_ms`;
+    /// returns how many deliveries went. Pending ones stay, however old.
+    fn purge(&self, before_ms: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
 impl Store {
     /// Opens the database at `url` and migrates it: PostgreSQL for `postgres://` and
     /// `postgresql://` URLs (the database is created if missing), otherwise SQLite
     /// (`sqlite://path`, `sqlite:path` or a plain path; the file is created if missing).
-    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> StoreResult<Self> {
         Ok(if is_postgres_url(url) {
             Store::Postgres(PgStore::connect(url, secrets, options).await?)
         } else {
@@ -145,7 +225,7 @@ impl Store {
     /// For `serve`, before [`connect`](Self::connect): SQLite's exclusive claim on the database
     /// file at `url` (held while the returned file stays open; the process's death releases
     /// it). PostgreSQL takes any number of replicas: `None`.
-    pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+    pub fn lock_for_serving(url: &str) -> StoreResult<Option<std::fs::File>> {
         if is_postgres_url(url) {
             Ok(None)
         } else {
@@ -154,6 +234,7 @@ impl Store {
     }
 
     /// `"sqlite"` or `"postgres"`.
+    #[cfg(test)]
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
@@ -161,86 +242,74 @@ impl Store {
         }
     }
 
-    /// Stores a new webhook of `owner`, unless the owner already has `limit` webhooks: then
-    /// `None`, and nothing is stored. Counting and inserting are one step per owner, whatever
-    /// runs at the same time (SQLite: one statement on the one writer; PostgreSQL: under a
-    /// per-owner lock shared by every replica).
-    pub async fn create(
-        &self,
-        owner: &Owner,
-        new: NewWebhook,
-        limit: u32,
-    ) -> Result<Option<Webhook>, StoreError> {
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, s => sql::Sql::ping(s.pool()).await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.pool().close().await)
+    }
+}
+
+impl WebhookStore for Store {
+    async fn create(&self, owner: &Owner, new: NewWebhook, limit: u32) -> StoreResult<Option<Webhook>> {
         dispatch!(self, s => s.create(owner, new, limit).await)
     }
 
-    /// The owner's webhooks in creation order.
-    pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
         if unmatchable(&owner.client_id) || unmatchable(&owner.user_id) {
             return Ok(Vec::new());
         }
         dispatch!(self, s => s.list(owner).await)
     }
 
-    pub async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
+    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
         if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
         dispatch!(self, s => s.get(owner, id).await)
     }
 
-    pub async fn update(
-        &self,
-        owner: &Owner,
-        id: &str,
-        update: WebhookUpdate,
-    ) -> Result<Option<Webhook>, StoreError> {
+    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
         if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
         dispatch!(self, s => s.update(owner, id, update).await)
     }
 
-    pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
         if unmatchable_webhook(owner, id) {
             return Ok(false);
         }
         dispatch!(self, s => s.delete(owner, id).await)
     }
+}
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping().await)
-    }
-
-    pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
-    }
-
-    /// Records the event and one delivery per matching webhook, in one transaction. An `id`
-    /// seen before (on any replica) schedules nothing and reports the stored event.
-    pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+impl DeliveryStore for Store {
+    async fn publish(&self, event: NewEvent) -> StoreResult<PublishedEvent> {
         dispatch!(self, s => s.publish(event).await)
     }
 
-    /// Claims up to `limit` due deliveries for `lease_ms`; a crashed worker's claims expire.
-    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    async fn claim_due(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<ClaimedDelivery>> {
         dispatch!(self, s => s.claim_due(limit, lease_ms).await)
     }
 
-    /// Gives claimed deliveries back without attempting them: their leases are cleared and
-    /// they are due again at `until_ms`. No attempt is counted or logged; settled (or unknown)
-    /// deliveries are left alone. Returns how many were given back.
-    pub async fn defer(&self, ids: &[String], until_ms: i64) -> Result<u64, StoreError> {
-        let ids: Vec<&str> = ids.iter().map(String::as_str).filter(|id| !unmatchable(id)).collect();
+    async fn defer(&self, ids: &[String], until_ms: i64) -> StoreResult<u64> {
+        let known: Vec<String>;
+        let ids = if ids.iter().any(|id| unmatchable(id)) {
+            known = ids.iter().filter(|id| !unmatchable(id)).cloned().collect();
+            &known[..]
+        } else {
+            ids
+        };
         if ids.is_empty() {
             return Ok(0);
         }
-        dispatch!(self, s => s.defer(&ids, until_ms).await)
+        dispatch!(self, s => s.defer(ids, until_ms).await)
     }
 
-    /// Records attempts and their consequences, all in one transaction.
-    pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -262,12 +331,11 @@ impl Store {
         dispatch!(self, s => s.record(outcomes).await)
     }
 
-    /// How many deliveries are due now (the backlog).
-    pub async fn due_count(&self) -> Result<i64, StoreError> {
+    async fn due_count(&self) -> StoreResult<i64> {
         dispatch!(self, s => s.due_count().await)
     }
 
-    pub async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+    async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
         let keys = [Some(&q.client_id), Some(&q.user_id), q.event_type.as_ref(), q.webhook_id.as_ref()];
         if keys.into_iter().flatten().any(|k| unmatchable(k)) {
             return Ok(Vec::new());
@@ -275,8 +343,7 @@ impl Store {
         dispatch!(self, s => s.search_logs(q).await)
     }
 
-    /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
-    pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
         dispatch!(self, s => s.purge(before_ms).await)
     }
 }
@@ -305,18 +372,18 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// The sealed form of a webhook's secrets, bound to its id.
-fn seal(secrets: &SecretBox, id: &str, values: &[String]) -> Result<Vec<u8>, StoreError> {
+fn seal(secrets: &SecretBox, id: &str, values: &[String]) -> StoreResult<Vec<u8>> {
     Ok(secrets.seal(to_json(values).as_bytes(), id.as_bytes())?)
 }
 
-fn open_secrets(secrets: &SecretBox, id: &str, sealed: &[u8]) -> Result<Vec<String>, StoreError> {
+fn open_secrets(secrets: &SecretBox, id: &str, sealed: &[u8]) -> StoreResult<Vec<String>> {
     let corrupt = |reason: String| StoreError::Corrupt { id: id.to_owned(), reason };
     let plain = secrets.open(sealed, id.as_bytes()).map_err(|e| corrupt(e.to_string()))?;
     serde_json::from_slice(&plain).map_err(|e| corrupt(format!("secrets: {e}")))
 }
 
 /// A webhook from a row of [`COLUMNS`], on either backend.
-fn read_webhook<'r, R>(row: &'r R, secrets: &SecretBox) -> Result<Webhook, StoreError>
+fn read_webhook<'r, R>(row: &'r R, secrets: &SecretBox) -> StoreResult<Webhook>
 where
     R: Row,
     &'static str: sqlx::ColumnIndex<R>,

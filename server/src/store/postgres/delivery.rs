@@ -12,16 +12,17 @@
 use sqlx::{Postgres, Row};
 
 use super::PgStore;
-use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, log_query, state_changes};
+use crate::store::delivery::{claimed_delivery, state_changes};
+use crate::store::sql::Sql;
 use crate::store::{
-    event_body, now_ms, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, NewEvent, PublishedEvent,
-    StoreError,
+    event_body, now_ms, AttemptOutcome, ClaimedDelivery, DeliveryStore, LogEntry, LogQuery, NewEvent,
+    PublishedEvent, StoreResult,
 };
 
-impl PgStore {
+impl DeliveryStore for PgStore {
     /// Records the event and one delivery per matching webhook in one statement (atomic on its
     /// own, and one round trip instead of four: BEGIN, two inserts, COMMIT).
-    pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+    async fn publish(&self, event: NewEvent) -> StoreResult<PublishedEvent> {
         let key = uuid::Uuid::new_v4().to_string();
         let id = event.id.unwrap_or_else(|| key.clone());
         let body = event_body(&event.event_type, &event.data);
@@ -62,14 +63,7 @@ impl PgStore {
         }
         // A duplicate id. The conflicting insert waited for the first publication to commit, so
         // this (read committed) sees its event and deliveries.
-        let row = sqlx::query(
-            "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
-               FROM events e WHERE e.publisher = $1 AND e.public_id = $2",
-        )
-        .bind(&event.publisher)
-        .bind(&id)
-        .fetch_one(self.pool())
-        .await?;
+        let row = Sql::<Postgres>::published(&event.publisher, &id).build().fetch_one(self.pool()).await?;
         Ok(PublishedEvent {
             id,
             event_type: row.try_get("event_type")?,
@@ -79,7 +73,7 @@ impl PgStore {
     }
 
     /// Claims up to `limit` due deliveries for `lease_ms`, skipping rows other workers hold.
-    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    async fn claim_due(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<ClaimedDelivery>> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
         let rows = sqlx::query(
@@ -107,21 +101,14 @@ impl PgStore {
         rows.iter().map(|row| claimed_delivery(row, &self.secrets)).collect()
     }
 
-    /// Gives claimed deliveries back, due again at `until_ms` (see [`crate::store::Store::defer`]).
-    pub async fn defer(&self, ids: &[&str], until_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL, lease_token = NULL
-              WHERE id = ANY($2) AND status = 'pending'",
-        )
-        .bind(until_ms)
-        .bind(ids)
-        .execute(self.pool())
-        .await?
-        .rows_affected())
+    async fn defer(&self, ids: &[String], until_ms: i64) -> StoreResult<u64> {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let done = Sql::<Postgres>::defer(&ids, until_ms).build().execute(self.pool()).await?;
+        Ok(done.rows_affected())
     }
 
     /// Records attempts and their consequences in one transaction (two statements per batch).
-    pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -166,56 +153,20 @@ impl PgStore {
         Ok(())
     }
 
-    /// How many deliveries are due now (the backlog).
-    pub async fn due_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1",
-        )
-        .bind(now_ms())
-        .fetch_one(self.pool())
-        .await?)
+    async fn due_count(&self) -> StoreResult<i64> {
+        Sql::<Postgres>::fetch_due_count(self.pool()).await
     }
 
-    pub async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-        let rows = log_query::<Postgres>(q).build().fetch_all(self.pool()).await?;
-        let mut entries = rows.iter().map(log_entry).collect::<Result<Vec<_>, _>>()?;
-        if entries.is_empty() {
-            return Ok(entries);
-        }
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let rows = sqlx::query(
-            "SELECT delivery_id, attempt, url, status_code, response_body, created_at
-               FROM attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt",
-        )
-        .bind(&ids)
-        .fetch_all(self.pool())
-        .await?;
-        add_attempts(&mut entries, &rows)?;
-        Ok(entries)
+    async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
+        Sql::<Postgres>::fetch_logs(self.pool(), q).await
     }
 
-    /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
-    pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
+        let [mut attempts, mut deliveries, mut events] = Sql::<Postgres>::purge(before_ms);
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "DELETE FROM attempts WHERE delivery_id IN
-               (SELECT id FROM deliveries WHERE created_at < $1 AND status <> 'pending')",
-        )
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?;
-        let gone = sqlx::query("DELETE FROM deliveries WHERE created_at < $1 AND status <> 'pending'")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query(
-            "DELETE FROM events WHERE created_at < $1
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
-        )
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?;
+        attempts.build().execute(&mut *tx).await?;
+        let gone = deliveries.build().execute(&mut *tx).await?.rows_affected();
+        events.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(gone)
     }

@@ -12,9 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::Connection;
 use sqlx::Postgres;
 
+use super::sql::Sql;
 use super::{
-    new_webhook, now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
-    WebhookUpdate, COLUMNS,
+    read_webhook, to_json, NewWebhook, Owner, StoreOptions, StoreResult, Webhook, WebhookStore, WebhookUpdate,
 };
 use crate::crypto::SecretBox;
 
@@ -41,7 +41,7 @@ fn code(e: &sqlx::Error) -> Option<String> {
 impl PgStore {
     /// Connects to `url` (creating the database if it does not exist yet) and migrates it.
     /// Replicas starting together are fine: sqlx serializes migrations with an advisory lock.
-    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> StoreResult<Self> {
         let base = PgConnectOptions::from_str(url)?.application_name("webhooks-server");
         let connect = base.clone().options([("statement_timeout", options.statement_timeout.as_millis())]);
         let pool_options = || {
@@ -69,19 +69,22 @@ impl PgStore {
         Ok(Self { pool, secrets })
     }
 
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn webhook(&self, row: &PgRow) -> StoreResult<Webhook> {
+        read_webhook(row, &self.secrets)
+    }
+}
+
+impl WebhookStore for PgStore {
     /// Two creates of one owner (on any replica) must not both count the same rows: each takes
     /// the owner's advisory lock first, held until its transaction ends, and under read
     /// committed the insert that follows sees what the previous holder committed. The wait
     /// for the lock is bounded by `statement_timeout` (and is one create's length anyway).
-    pub async fn create(
-        &self,
-        owner: &Owner,
-        new: NewWebhook,
-        limit: u32,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let webhook = new_webhook(owner, new);
-        let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
-        let now = now_ms();
+    async fn create(&self, owner: &Owner, new: NewWebhook, limit: u32) -> StoreResult<Option<Webhook>> {
+        let (webhook, mut insert) = Sql::<Postgres>::create(&self.secrets, owner, new, limit)?;
         let mut tx = self.pool.begin().await?;
         // The owner as a JSON array: no two owners give the same text.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
@@ -89,101 +92,28 @@ impl PgStore {
             .bind(OWNER_LOCKS)
             .execute(&mut *tx)
             .await?;
-        // The count stops at the limit: an owner above a since-lowered limit costs no more
-        // than one at it.
-        let done = sqlx::query(
-            "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $7
-              WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks
-                                            WHERE client_id = $2 AND user_id = $3 LIMIT $8) AS owned) < $8",
-        )
-        .bind(&webhook.id)
-        .bind(&webhook.client_id)
-        .bind(&webhook.user_id)
-        .bind(&webhook.url)
-        .bind(to_json(&webhook.events))
-        .bind(sealed)
-        .bind(now)
-        .bind(i64::from(limit))
-        .execute(&mut *tx)
-        .await?;
+        let done = insert.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok((done.rows_affected() == 1).then_some(webhook))
     }
 
-    pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE client_id = $1 AND user_id = $2 ORDER BY seq"
-        ))
-        .bind(&owner.client_id)
-        .bind(&owner.user_id)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
+        let rows = Sql::<Postgres>::list(owner).build().fetch_all(&self.pool).await?;
         rows.iter().map(|row| self.webhook(row)).collect()
     }
 
-    pub async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND client_id = $2 AND user_id = $3"
-        ))
-        .bind(id)
-        .bind(&owner.client_id)
-        .bind(&owner.user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
+        Sql::<Postgres>::fetch_webhook(&self.pool, &self.secrets, owner, id).await
+    }
+
+    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
+        let mut statement = Sql::<Postgres>::update(&self.secrets, owner, id, &update)?;
+        let row = statement.build().fetch_optional(&self.pool).await?;
         row.as_ref().map(|row| self.webhook(row)).transpose()
     }
 
-    pub async fn update(
-        &self,
-        owner: &Owner,
-        id: &str,
-        update: WebhookUpdate,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let secrets = update.secrets.as_ref().map(|s| seal(&self.secrets, id, s)).transpose()?;
-        let row = sqlx::query(&format!(
-            "UPDATE webhooks
-                SET url = COALESCE($1, url), events = $2, secrets = COALESCE($3, secrets), updated_at = $4
-              WHERE id = $5 AND client_id = $6 AND user_id = $7
-          RETURNING {COLUMNS}"
-        ))
-        .bind(&update.url)
-        .bind(to_json(&update.events))
-        .bind(secrets)
-        .bind(now_ms())
-        .bind(id)
-        .bind(&owner.client_id)
-        .bind(&owner.user_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(|row| self.webhook(row)).transpose()
-    }
-
-    pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND client_id = $2 AND user_id = $3")
-            .bind(id)
-            .bind(&owner.client_id)
-            .bind(&owner.user_id)
-            .execute(&self.pool)
-            .await?;
+    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
+        let done = Sql::<Postgres>::delete(owner, id).build().execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    pub(super) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn webhook(&self, row: &PgRow) -> Result<Webhook, StoreError> {
-        read_webhook(row, &self.secrets)
     }
 }

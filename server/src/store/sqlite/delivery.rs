@@ -1,18 +1,19 @@
 //! Events, deliveries and attempts on SQLite: every write goes through the group-commit writer.
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Row, Sqlite};
 
 use super::SqliteStore;
-use crate::store::delivery::{add_attempts, claimed_delivery, log_entry, log_query, state_changes};
+use crate::store::delivery::{claimed_delivery, state_changes};
+use crate::store::sql::Sql;
 use crate::store::{
-    event_body, now_ms, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, NewEvent, PublishedEvent,
-    StoreError,
+    event_body, now_ms, AttemptOutcome, ClaimedDelivery, DeliveryStore, LogEntry, LogQuery, NewEvent,
+    PublishedEvent, StoreResult,
 };
 
-impl SqliteStore {
+impl DeliveryStore for SqliteStore {
     /// Records the event and one delivery per matching webhook (one statement, see below), then
     /// reads back what the event fanned out to.
-    pub async fn publish(&self, event: NewEvent) -> Result<PublishedEvent, StoreError> {
+    async fn publish(&self, event: NewEvent) -> StoreResult<PublishedEvent> {
         let key = uuid::Uuid::new_v4().to_string();
         let id = event.id.unwrap_or_else(|| key.clone());
         let body = event_body(&event.event_type, &event.data);
@@ -45,14 +46,7 @@ impl SqliteStore {
             .await?;
         // Committed: a reader sees the event and its deliveries (the stored type answers a
         // repeated id, which may have been published with another one).
-        let row = sqlx::query(
-            "SELECT e.event_type, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS n
-               FROM events e WHERE e.publisher = ? AND e.public_id = ?",
-        )
-        .bind(&reread_publisher)
-        .bind(&id)
-        .fetch_one(self.pool())
-        .await?;
+        let row = Sql::<Sqlite>::published(&reread_publisher, &id).build().fetch_one(self.pool()).await?;
         Ok(PublishedEvent {
             id,
             event_type: row.try_get("event_type")?,
@@ -62,7 +56,7 @@ impl SqliteStore {
     }
 
     /// Claims up to `limit` due deliveries for `lease_ms`; a crashed worker's claims expire.
-    pub async fn claim_due(&self, limit: i64, lease_ms: i64) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    async fn claim_due(&self, limit: i64, lease_ms: i64) -> StoreResult<Vec<ClaimedDelivery>> {
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
         let lease_token = token.clone();
@@ -105,31 +99,16 @@ impl SqliteStore {
         rows.iter().map(|row| claimed_delivery(row, self.secrets())).collect()
     }
 
-    /// Gives claimed deliveries back, due again at `until_ms` (see [`crate::store::Store::defer`]):
-    /// one statement, the ids as JSON (`+status`: the id index, not the status one).
-    pub async fn defer(&self, ids: &[&str], until_ms: i64) -> Result<u64, StoreError> {
-        let ids = serde_json::Value::from(ids).to_string();
-        self.writer()
-            .write_statement(move |conn| {
-                Box::pin(async move {
-                    Ok(sqlx::query(
-                        "UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL, lease_token = NULL
-                          WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'pending'",
-                    )
-                    .bind(until_ms)
-                    .bind(ids)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected())
-                })
-            })
-            .await
+    /// Gives claimed deliveries back (one statement, the ids as JSON).
+    async fn defer(&self, ids: &[String], until_ms: i64) -> StoreResult<u64> {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.execute(Sql::<Sqlite>::defer(&ids, until_ms)).await
     }
 
     /// Records attempts and their consequences, all in one transaction (one sync for a batch)
     /// and two statements, whatever the batch's size: the batch goes in as JSON
     /// (`json_each`), so the writer's thread hand-overs do not grow with it.
-    pub async fn record(&self, outcomes: &[AttemptOutcome]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -185,60 +164,22 @@ impl SqliteStore {
             .await
     }
 
-    /// How many deliveries are due now (the backlog).
-    pub async fn due_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?",
-        )
-        .bind(now_ms())
-        .fetch_one(self.pool())
-        .await?)
+    async fn due_count(&self) -> StoreResult<i64> {
+        Sql::<Sqlite>::fetch_due_count(self.pool()).await
     }
 
-    pub async fn search_logs(&self, q: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-        let rows = log_query::<Sqlite>(q).build().fetch_all(self.pool()).await?;
-        let mut entries = rows.iter().map(log_entry).collect::<Result<Vec<_>, _>>()?;
-        if entries.is_empty() {
-            return Ok(entries);
-        }
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT delivery_id, attempt, url, status_code, response_body, created_at FROM attempts WHERE delivery_id IN (",
-        );
-        let mut ids = sql.separated(", ");
-        for e in &entries {
-            ids.push_bind(&e.id);
-        }
-        sql.push(") ORDER BY delivery_id, attempt");
-        let rows = sql.build().fetch_all(self.pool()).await?;
-        add_attempts(&mut entries, &rows)?;
-        Ok(entries)
+    async fn search_logs(&self, q: &LogQuery) -> StoreResult<Vec<LogEntry>> {
+        Sql::<Sqlite>::fetch_logs(self.pool(), q).await
     }
 
-    /// Drops finished deliveries (and their attempts and events) older than `before_ms`.
-    pub async fn purge(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge(&self, before_ms: i64) -> StoreResult<u64> {
+        let [mut attempts, mut deliveries, mut events] = Sql::<Sqlite>::purge(before_ms);
         self.writer()
             .write(move |conn| {
                 Box::pin(async move {
-                    sqlx::query(
-                        "DELETE FROM attempts WHERE delivery_id IN
-               (SELECT id FROM deliveries WHERE created_at < ? AND status <> 'pending')",
-                    )
-                    .bind(before_ms)
-                    .execute(&mut *conn)
-                    .await?;
-                    let gone =
-                        sqlx::query("DELETE FROM deliveries WHERE created_at < ? AND status <> 'pending'")
-                            .bind(before_ms)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                    sqlx::query(
-                        "DELETE FROM events WHERE created_at < ?
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
-                    )
-                    .bind(before_ms)
-                    .execute(&mut *conn)
-                    .await?;
+                    attempts.build().execute(&mut *conn).await?;
+                    let gone = deliveries.build().execute(&mut *conn).await?.rows_affected();
+                    events.build().execute(&mut *conn).await?;
                     Ok(gone)
                 })
             })

@@ -12,11 +12,12 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqlitePool};
 
+use super::sql::Sql;
 use super::{
-    new_webhook, now_ms, read_webhook, seal, to_json, NewWebhook, Owner, StoreError, StoreOptions, Webhook,
-    WebhookUpdate, COLUMNS,
+    read_webhook, NewWebhook, Owner, StoreError, StoreOptions, StoreResult, Webhook, WebhookStore,
+    WebhookUpdate,
 };
 use crate::crypto::SecretBox;
 use list_cache::ListCache;
@@ -35,13 +36,13 @@ pub struct SqliteStore {
 }
 
 /// sqlx's options for `url` (`sqlite://path`, `sqlite:path` or a plain path).
-fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+fn connect_options(url: &str) -> StoreResult<SqliteConnectOptions> {
     let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
     Ok(SqliteConnectOptions::from_str(&url)?)
 }
 
 /// Creates the directory that will hold `file`.
-fn create_parent(file: &Path) -> Result<(), StoreError> {
+fn create_parent(file: &Path) -> StoreResult<()> {
     match file.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Crypto(e.into()))
@@ -53,7 +54,7 @@ fn create_parent(file: &Path) -> Result<(), StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or a path) and migrates it.
     /// `options.max_connections` sizes the readers' pool; SQLite has no statement timeout.
-    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, secrets: SecretBox, options: &StoreOptions) -> StoreResult<Self> {
         let connect = connect_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -71,62 +72,7 @@ impl SqliteStore {
         Ok(Self { pool, writer, secrets, lists: Arc::default() })
     }
 
-    /// The count and the insert are one statement on the one writer (inside its write
-    /// transaction), so no other write comes between them.
-    pub async fn create(
-        &self,
-        owner: &Owner,
-        new: NewWebhook,
-        limit: u32,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let webhook = new_webhook(owner, new);
-        let sealed = seal(&self.secrets, &webhook.id, &webhook.secrets)?;
-        let created = self
-            .writer
-            .write_statement(move |conn| {
-                Box::pin(async move {
-                    let now = now_ms();
-                    // The count stops at the limit: an owner above a since-lowered limit
-                    // costs no more than one at it.
-                    let done = sqlx::query(
-                        "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at)
-                         SELECT ?, ?, ?, ?, ?, ?, ?, ?
-                          WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks
-                                                        WHERE client_id = ? AND user_id = ? LIMIT ?)) < ?",
-                    )
-                    .bind(&webhook.id)
-                    .bind(&webhook.client_id)
-                    .bind(&webhook.user_id)
-                    .bind(&webhook.url)
-                    .bind(to_json(&webhook.events))
-                    .bind(sealed)
-                    .bind(now)
-                    .bind(now)
-                    .bind(&webhook.client_id)
-                    .bind(&webhook.user_id)
-                    .bind(i64::from(limit))
-                    .bind(i64::from(limit))
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok((done.rows_affected() == 1).then_some(webhook))
-                })
-            })
-            .await;
-        self.lists.invalidate(owner);
-        created
-    }
-
-    pub async fn list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
-        let generation = match self.lists.get(owner) {
-            Ok(cached) => return Ok(cached.as_ref().clone()),
-            Err(generation) => generation,
-        };
-        let listed = Arc::new(self.read_list(owner).await?);
-        self.lists.fill(owner, generation, listed.clone());
-        Ok(Arc::unwrap_or_clone(listed))
-    }
-
-    async fn read_list(&self, owner: &Owner) -> Result<Vec<Webhook>, StoreError> {
+    async fn read_list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
         // One row holding the whole list as JSON: sqlx-sqlite hands rows over from its worker
         // thread one at a time, and for a list that hand-over costs more than the query.
         let listed: String = sqlx::query_scalar(
@@ -157,79 +103,11 @@ impl SqliteStore {
             .collect()
     }
 
-    pub async fn get(&self, owner: &Owner, id: &str) -> Result<Option<Webhook>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?"
-        ))
-        .bind(id)
-        .bind(&owner.client_id)
-        .bind(&owner.user_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(|row| self.webhook(row)).transpose()
-    }
-
-    pub async fn update(
-        &self,
-        owner: &Owner,
-        id: &str,
-        update: WebhookUpdate,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let secrets = update.secrets.as_ref().map(|s| seal(&self.secrets, id, s)).transpose()?;
-        let (writer_owner, id) = (owner.clone(), id.to_owned());
-        let row = self
-            .writer
-            .write_statement(move |conn| {
-                Box::pin(async move {
-                    let row = sqlx::query(&format!(
-                        "UPDATE webhooks
-                            SET url = COALESCE(?, url), events = ?, secrets = COALESCE(?, secrets), updated_at = ?
-                          WHERE id = ? AND client_id = ? AND user_id = ?
-                      RETURNING {COLUMNS}"
-                    ))
-                    .bind(&update.url)
-                    .bind(to_json(&update.events))
-                    .bind(secrets)
-                    .bind(now_ms())
-                    .bind(&id)
-                    .bind(&writer_owner.client_id)
-                    .bind(&writer_owner.user_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    Ok(row)
-                })
-            })
-            .await;
-        self.lists.invalidate(owner);
-        row?.as_ref().map(|row| self.webhook(row)).transpose()
-    }
-
-    pub async fn delete(&self, owner: &Owner, id: &str) -> Result<bool, StoreError> {
-        let (writer_owner, id) = (owner.clone(), id.to_owned());
-        let deleted = self
-            .writer
-            .write_statement(move |conn| {
-                Box::pin(async move {
-                    let done =
-                        sqlx::query("DELETE FROM webhooks WHERE id = ? AND client_id = ? AND user_id = ?")
-                            .bind(&id)
-                            .bind(&writer_owner.client_id)
-                            .bind(&writer_owner.user_id)
-                            .execute(&mut *conn)
-                            .await?;
-                    Ok(done.rows_affected() > 0)
-                })
-            })
-            .await;
-        self.lists.invalidate(owner);
-        deleted
-    }
-
     /// Locks `<database>.serve-lock` of `url` for this process, or says who holds it; before
     /// the database is opened, so a refused server does not touch it. One serving process per
     /// file is what the list cache relies on (every webhook write passes through it); several
     /// replicas belong on PostgreSQL.
-    pub fn lock_for_serving(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+    pub fn lock_for_serving(url: &str) -> StoreResult<Option<std::fs::File>> {
         let options = connect_options(url)?;
         let path = options.get_filename();
         if path == Path::new(":memory:") {
@@ -259,16 +137,6 @@ impl SqliteStore {
         }
     }
 
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -281,7 +149,67 @@ impl SqliteStore {
         &self.secrets
     }
 
-    fn webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
+    fn webhook(&self, row: &SqliteRow) -> StoreResult<Webhook> {
         read_webhook(row, &self.secrets)
+    }
+
+    /// Runs a one-statement write on the writer; returns the rows it affected.
+    async fn execute(&self, mut statement: QueryBuilder<'static, Sqlite>) -> StoreResult<u64> {
+        self.writer
+            .write_statement(move |conn| {
+                Box::pin(async move { Ok(statement.build().execute(&mut *conn).await?.rows_affected()) })
+            })
+            .await
+    }
+}
+
+impl WebhookStore for SqliteStore {
+    /// The count and the insert are one statement on the one writer (inside its write
+    /// transaction), so no other write comes between them.
+    async fn create(&self, owner: &Owner, new: NewWebhook, limit: u32) -> StoreResult<Option<Webhook>> {
+        let (webhook, mut insert) = Sql::<Sqlite>::create(&self.secrets, owner, new, limit)?;
+        let created = self
+            .writer
+            .write_statement(move |conn| {
+                Box::pin(async move {
+                    let done = insert.build().execute(&mut *conn).await?;
+                    Ok((done.rows_affected() == 1).then_some(webhook))
+                })
+            })
+            .await;
+        self.lists.invalidate(owner);
+        created
+    }
+
+    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
+        let generation = match self.lists.get(owner) {
+            Ok(cached) => return Ok(cached.as_ref().clone()),
+            Err(generation) => generation,
+        };
+        let listed = Arc::new(self.read_list(owner).await?);
+        self.lists.fill(owner, generation, listed.clone());
+        Ok(Arc::unwrap_or_clone(listed))
+    }
+
+    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
+        Sql::<Sqlite>::fetch_webhook(&self.pool, &self.secrets, owner, id).await
+    }
+
+    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
+        let mut statement = Sql::<Sqlite>::update(&self.secrets, owner, id, &update)?;
+        let row = self
+            .writer
+            .write_statement(move |conn| {
+                Box::pin(async move { Ok(statement.build().fetch_optional(&mut *conn).await?) })
+            })
+            .await;
+        self.lists.invalidate(owner);
+        row?.as_ref().map(|row| self.webhook(row)).transpose()
+    }
+
+    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
+        let deleted = self.execute(Sql::<Sqlite>::delete(owner, id)).await.map(|n| n > 0);
+        self.lists.invalidate(owner);
+        deleted
     }
 }
