@@ -95,15 +95,6 @@ pub struct StoreOptions {
     pub statement_timeout: Duration,
 }
 
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
-pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self { max_connections: DEFAULT_MAX_CONNECTIONS, statement_timeout: DEFAULT_STATEMENT_TIMEOUT }
-    }
-}
-
 /// The store: SQLite or PostgreSQL, chosen by the database URL. Cheap to clone (pools inside).
 #[derive(Clone)]
 pub enum Store {

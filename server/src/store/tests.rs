@@ -10,6 +10,10 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use super::testing::TestDatabase;
+
+/// The pool the suite runs with (the server's defaults live in `config.rs`).
+const TEST_OPTIONS: StoreOptions =
+    StoreOptions { max_connections: 8, statement_timeout: Duration::from_secs(30) };
 use super::*;
 
 /// The secrets key of every test store (two stores on one database must read each other's rows).
@@ -51,7 +55,7 @@ async fn open(database: &Database) -> Store {
         Database::Sqlite(dir) => dir.path().join("t.db").display().to_string(),
         Database::Postgres(db) => db.url.clone(),
     };
-    Store::connect(&url, SecretBox::new(&KEY).unwrap(), &StoreOptions::default()).await.unwrap()
+    Store::connect(&url, SecretBox::new(&KEY).unwrap(), &TEST_OPTIONS).await.unwrap()
 }
 
 /// Raw SQL for the tests (no parameters, so the same text runs on both backends).
