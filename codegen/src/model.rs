@@ -46,6 +46,9 @@ pub struct Operation {
     pub query_params: Vec<QueryParam>,
     /// Component schema name of the JSON request body.
     pub body: Option<String>,
+    /// The body's array properties marked `x-single-as-list`: a lone value is wrapped into a
+    /// one-element list after validation, before the body is typed.
+    pub single_as_list: Vec<String>,
     pub responses: Vec<Response>,
     /// The bearer scheme applies (the operation's or the document's `security`).
     pub secured: bool,
@@ -82,6 +85,9 @@ pub enum QueryKind {
     Enum(Vec<String>),
     /// `format: date-time`: parsed into an instant after validation.
     DateTime,
+    /// An array of strings, `style: form`, `explode: true`: the key repeated, one value a
+    /// one-element list.
+    StringArray,
 }
 
 pub struct Response {
@@ -186,6 +192,10 @@ fn operation(
 
     let (path_params, query_params) = parameters(spec, &at, path, op)?;
     let body = request_body(spec, &at, op)?;
+    let single_as_list = match &body {
+        Some(schema) => crate::validators::single_as_list_properties(spec, schema)?,
+        None => Vec::new(),
+    };
     let responses = responses(spec, &at, op)?;
     let secured = secured(spec, &at, op)?;
     let scopes = required_scopes(&at, op, secured)?;
@@ -200,6 +210,7 @@ fn operation(
         path_params,
         query_params,
         body,
+        single_as_list,
         responses,
         secured,
         scopes,
@@ -293,6 +304,25 @@ fn query_param(
             QueryKind::DateTime
         }
         (openapiv3::SchemaKind::Type(openapiv3::Type::String(_)), None) => QueryKind::String,
+        (openapiv3::SchemaKind::Type(openapiv3::Type::Array(array)), None) => {
+            let items = array.items.as_ref().ok_or_else(|| Error::invalid(&at, "array without items"))?;
+            let items = crate::schema::resolve_boxed(spec, items).map_err(|e| Error::invalid(&at, e))?;
+            // Only form style reaches here (see `parameters`); exploded is its default.
+            let form = parameter_data.explode.unwrap_or(true);
+            match &items.schema_kind {
+                openapiv3::SchemaKind::Type(openapiv3::Type::String(s))
+                    if form && s.enumeration.is_empty() && s.format == openapiv3::VariantOrUnknownOrEmpty::Empty =>
+                {
+                    QueryKind::StringArray
+                }
+                _ => {
+                    return Err(Error::unsupported(
+                        &at,
+                        "a query array that is not of plain strings in form style, exploded",
+                    ))
+                }
+            }
+        }
         (openapiv3::SchemaKind::Type(openapiv3::Type::Integer(_)), None) => QueryKind::Integer,
         (openapiv3::SchemaKind::Type(openapiv3::Type::Boolean(_)), None) => QueryKind::Boolean,
         _ => {

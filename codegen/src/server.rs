@@ -402,7 +402,7 @@ fn handler(op: &Operation) -> TokenStream {
         args.push(quote! { query });
     }
     if let Some(body) = &op.body {
-        steps.push(body_step(body));
+        steps.push(body_step(body, &op.single_as_list));
         args.push(quote! { body });
     }
     let path_extract = path_extract(op);
@@ -480,6 +480,7 @@ fn query_step(op: &Operation) -> TokenStream {
         let coerce = match p.kind {
             QueryKind::Integer => quote! { rt::query::to_number(&mut query, #name); },
             QueryKind::Boolean => quote! { rt::query::to_boolean(&mut query, #name); },
+            QueryKind::StringArray => quote! { rt::query::to_list(&mut query, #name); },
             QueryKind::String | QueryKind::Component(_) | QueryKind::Enum(_) | QueryKind::DateTime => {
                 quote! {}
             }
@@ -518,11 +519,16 @@ fn query_step(op: &Operation) -> TokenStream {
 }
 
 /// Decodes the JSON body, validates it and deserializes it into its component type.
-fn body_step(body: &str) -> TokenStream {
+fn body_step(body: &str, single_as_list: &[String]) -> TokenStream {
     let t = format_ident!("{}", body);
     let validate = validators::fn_name(body);
+    let (binding, wrap) = if single_as_list.is_empty() {
+        (quote! { value }, quote! {})
+    } else {
+        (quote! { mut value }, quote! { rt::body::single_as_list(&mut value, &[#(#single_as_list),*]); })
+    };
     quote! {
-        let value = match rt::body::json(&parts.headers, &bytes) {
+        let #binding = match rt::body::json(&parts.headers, &bytes) {
             Ok(value) => value,
             Err(rejection) => return api.reject(rejection),
         };
@@ -530,6 +536,7 @@ fn body_step(body: &str) -> TokenStream {
         if !errors.is_empty() {
             return api.reject(Rejection::Validation(errors));
         }
+        #wrap
         let body: types::#t = match serde_json::from_value(value) {
             Ok(body) => body,
             Err(e) => return api.reject(Rejection::Malformed(e.to_string())),
@@ -612,6 +619,7 @@ fn query_struct(op: &Operation) -> TokenStream {
                 quote! { #e }
             }
             QueryKind::DateTime => quote! { chrono::DateTime<chrono::Utc> },
+            QueryKind::StringArray => quote! { Vec<String> },
         };
         let doc = p.description.clone().unwrap_or_default();
         let required = p.required || p.default.is_some();

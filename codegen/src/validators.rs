@@ -278,10 +278,12 @@ fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Resu
         if array.unique_items {
             return Err(Error::unsupported(at, "uniqueItems"));
         }
-        rules.push(Rule {
-            check: quote! { crate::rt::rules::is_array(v) },
-            message: format!("{name} must be an array"),
-        });
+        if !single_as_list(at, schema)? {
+            rules.push(Rule {
+                check: quote! { crate::rt::rules::is_array(v) },
+                message: format!("{name} must be an array"),
+            });
+        }
         let items = array.items.as_ref().ok_or_else(|| Error::invalid(at, "array without items"))?;
         let items = resolve_boxed(spec, items).map_err(|e| Error::invalid(at, e))?;
         let item_ty = match &items.schema_kind {
@@ -398,6 +400,41 @@ fn scalar_rules(at: &str, name: &str, schema: &Schema, ty: &Type) -> Result<Vec<
         Type::Object(_) => return Err(Error::unsupported(at, "nested objects with properties")),
     }
     Ok(rules)
+}
+
+/// The vendor extension for a list that also takes a lone value, as class-validator's
+/// `@IsString({ each: true })` without `@IsArray()` does: on an array property, it drops the
+/// "must be an array" rule (the item rules then check a lone value as one item), and the
+/// generated handler wraps a lone value into a one-element list before typing the body.
+const SINGLE_AS_LIST: &str = "x-single-as-list";
+
+/// Whether `schema` carries `x-single-as-list: true` (only on arrays).
+fn single_as_list(at: &str, schema: &Schema) -> Result<bool, Error> {
+    match schema.schema_data.extensions.get(SINGLE_AS_LIST) {
+        None | Some(serde_json::Value::Bool(false)) => Ok(false),
+        Some(serde_json::Value::Bool(true)) => match &schema.schema_kind {
+            SchemaKind::Type(Type::Array(a)) if a.min_items.is_none() && a.max_items.is_none() => Ok(true),
+            _ => Err(Error::unsupported(at, format!("{SINGLE_AS_LIST} on anything but an array without item counts"))),
+        },
+        Some(other) => Err(Error::invalid(at, format!("{SINGLE_AS_LIST} must be true or false, not {other}"))),
+    }
+}
+
+/// The properties of the object schema `schema_name` marked `x-single-as-list`, in spec order.
+pub fn single_as_list_properties(spec: &OpenAPI, schema_name: &str) -> Result<Vec<String>, Error> {
+    let at = format!("components/schemas/{schema_name}");
+    let schema = component_schema(spec, schema_name).map_err(|e| Error::invalid(&at, e))?;
+    let SchemaKind::Type(Type::Object(object)) = &schema.schema_kind else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    for (name, property) in &object.properties {
+        let property = resolve_boxed(spec, property).map_err(|e| Error::invalid(format!("{at}.{name}"), e))?;
+        if single_as_list(&format!("{at}.{name}"), property)? {
+            names.push(name.clone());
+        }
+    }
+    Ok(names)
 }
 
 /// The vendor extension for class-validator's `@IsNotEmpty()`.

@@ -1,4 +1,6 @@
-//! The contract's operations, implemented over the store.
+//! The contract's operations, implemented over the store; facility webhooks in `facility.rs`.
+
+mod facility;
 
 use std::sync::Arc;
 
@@ -15,8 +17,8 @@ use crate::auth::{Authenticator, Principal};
 use crate::error::{self, Internal};
 use crate::ratelimit::{RateLimiter, RetryAfter};
 use crate::store::{
-    DeliveryStore, LogEntry, LogQuery, NewEvent, NewWebhook, Owner, Store, Webhook, WebhookStore,
-    WebhookUpdate,
+    AccessStore, DeliveryStore, LogEntry, LogQuery, NewEvent, NewWebhook, Owner, PublishedEvent, Store,
+    StoreError, Webhook, WebhookKind, WebhookStore, WebhookUpdate,
 };
 
 /// Length of a generated webhook secret (`[A-Za-z0-9]`).
@@ -63,6 +65,27 @@ pub fn generate_secret() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), GENERATED_SECRET_LEN)
 }
 
+/// The secrets given, or one generated when there are none (absent, null or `[]`).
+fn generate_secrets(given: Option<Vec<String>>) -> Vec<String> {
+    match given {
+        Some(secrets) if !secrets.is_empty() => secrets,
+        _ => vec![generate_secret()],
+    }
+}
+
+/// The event types an accepted request of a user grants that user `data.facilityId` by (the
+/// documentation: "the connection between the user and the facility will be created").
+const GRANTING_EVENTS: [types::EventType; 2] =
+    [types::EventType::FacilityUserConnectionAccepted, types::EventType::FacilityCreationAccepted];
+
+/// The messages the contract's rules give an absent `userId` where it is required (user events):
+/// those of `PublishEventRequest.userId`, in validator order.
+const USER_ID_REQUIRED: [&str; 3] = [
+    "userId must match /^[^\\x00]*$/ regular expression",
+    "userId must be longer than or equal to 1 characters",
+    "userId must be a string",
+];
+
 impl Api for WebhooksApi {
     type Principal = Principal;
     type Error = Internal;
@@ -93,11 +116,14 @@ impl Api for WebhooksApi {
         principal: Principal,
         body: types::CreateUserWebhookRequest,
     ) -> Result<responses::CreateUserWebhook, Internal> {
-        let secrets = match body.secrets {
-            Some(secrets) if !secrets.is_empty() => secrets.into_iter().map(String::from).collect(),
-            _ => vec![generate_secret()],
+        let secrets = generate_secrets(body.secrets.map(|s| s.into_iter().map(String::from).collect()));
+        let new = NewWebhook {
+            url: body.url,
+            events: event_names(&body.events),
+            secrets,
+            kind: WebhookKind::User,
+            facilities: None,
         };
-        let new = NewWebhook { url: body.url, events: event_names(&body.events), secrets };
         let limit = self.max_webhooks_per_owner;
         Ok(match self.store.create(&principal.into(), new, limit).await? {
             Some(webhook) => responses::CreateUserWebhook::Created(types::CreateUserWebhookResponse {
@@ -111,7 +137,7 @@ impl Api for WebhooksApi {
         &self,
         principal: Principal,
     ) -> Result<responses::ListUserWebhooks, Internal> {
-        let webhooks = self.store.list(&principal.into()).await?;
+        let webhooks = self.store.list(&principal.into(), WebhookKind::User).await?;
         let data = webhooks.into_iter().map(to_contract).collect::<Result<_, _>>()?;
         Ok(responses::ListUserWebhooks::Ok(types::ListUserWebhooksResponse { data }))
     }
@@ -121,7 +147,7 @@ impl Api for WebhooksApi {
         principal: Principal,
         webhook_id: String,
     ) -> Result<responses::GetUserWebhook, Internal> {
-        Ok(match self.store.get(&principal.into(), &webhook_id).await? {
+        Ok(match self.store.get(&principal.into(), WebhookKind::User, &webhook_id).await? {
             Some(w) => responses::GetUserWebhook::Ok(types::GetUserWebhookResponse { data: to_contract(w)? }),
             None => responses::GetUserWebhook::NotFound(error::webhook_not_found()),
         })
@@ -135,13 +161,14 @@ impl Api for WebhooksApi {
     ) -> Result<responses::UpdateUserWebhook, Internal> {
         let update = WebhookUpdate {
             url: body.url,
-            events: event_names(&body.events),
+            events: Some(event_names(&body.events)),
             secrets: body
                 .secrets
                 .filter(|s| !s.is_empty())
                 .map(|s| s.into_iter().map(String::from).collect()),
+            facilities: None,
         };
-        Ok(match self.store.update(&principal.into(), &webhook_id, update).await? {
+        Ok(match self.store.update(&principal.into(), WebhookKind::User, &webhook_id, update).await? {
             Some(w) => {
                 responses::UpdateUserWebhook::Ok(types::UpdateUserWebhookResponse { data: to_contract(w)? })
             }
@@ -154,29 +181,21 @@ impl Api for WebhooksApi {
         principal: Principal,
         body: types::PublishEventRequest,
     ) -> Result<responses::PublishEvent, Internal> {
-        let errors = data_errors(body.event_type, &body.data, self.event_data_limit);
-        if !errors.is_empty() {
-            return Ok(responses::PublishEvent::BadRequest(error::bad_request(
-                types::BadRequestErrorMessage::Array(errors),
-            )));
-        }
-        let published = self
-            .store
-            .publish(NewEvent {
-                publisher: principal.client_id,
-                id: body.id.map(String::from),
-                event_type: body.event_type.to_string(),
-                user_id: String::from(body.user_id),
-                data: body.data,
-            })
-            .await?;
+        let published = match publish(&self.store, self.event_data_limit, principal.client_id, body).await? {
+            Ok(published) => published,
+            Err(errors) => {
+                return Ok(responses::PublishEvent::BadRequest(error::bad_request(
+                    types::BadRequestErrorMessage::Array(errors),
+                )))
+            }
+        };
         if published.deliveries > 0 && !published.duplicate {
             if let Some(waker) = &self.waker {
                 waker.notify_one();
             }
         }
         // A repeated id answers with the event as first published, whatever this request says.
-        let event_type = published.event_type.parse::<types::UserEventType>().map_err(|e| {
+        let event_type = published.event_type.parse::<types::EventType>().map_err(|e| {
             Internal(crate::store::StoreError::Corrupt { id: published.id.clone(), reason: e.to_string() })
         })?;
         Ok(responses::PublishEvent::Accepted(types::PublishEventResponse {
@@ -209,6 +228,7 @@ impl Api for WebhooksApi {
             start_ms,
             end_ms,
             webhook_id: query.webhook_id,
+            facility_ids: query.facilities_ids.unwrap_or_default(),
             limit: query.limit,
             offset: query.offset,
             ascending: query.sort_direction == SearchWebhookLogsSortDirection::Asc,
@@ -216,6 +236,55 @@ impl Api for WebhooksApi {
         let entries = self.store.search_logs(&log_query).await?;
         let data = entries.into_iter().map(log_entry).collect::<Result<_, _>>()?;
         Ok(responses::SearchWebhookLogs::Ok(types::SearchWebhookLogsResponse { data }))
+    }
+
+    async fn create_facility_webhook(
+        &self,
+        principal: Principal,
+        body: types::CreateWebhookRequest,
+    ) -> Result<responses::CreateFacilityWebhook, Internal> {
+        self.create_facility(principal, body).await
+    }
+
+    async fn list_facility_webhooks(
+        &self,
+        principal: Principal,
+    ) -> Result<responses::ListFacilityWebhooks, Internal> {
+        self.list_facility(principal).await
+    }
+
+    async fn get_facility_webhook(
+        &self,
+        principal: Principal,
+        webhook_id: String,
+    ) -> Result<responses::GetFacilityWebhook, Internal> {
+        self.get_facility(principal, webhook_id).await
+    }
+
+    async fn update_facility_webhook(
+        &self,
+        principal: Principal,
+        webhook_id: String,
+        body: types::UpdateWebhookRequest,
+    ) -> Result<responses::UpdateFacilityWebhook, Internal> {
+        self.update_facility(principal, webhook_id, body).await
+    }
+
+    async fn delete_facility_webhook(
+        &self,
+        principal: Principal,
+        webhook_id: String,
+    ) -> Result<responses::DeleteFacilityWebhook, Internal> {
+        self.delete_facility(principal, webhook_id).await
+    }
+
+    async fn set_user_facilities(
+        &self,
+        _principal: Principal,
+        user_id: String,
+        body: types::SetUserFacilitiesRequest,
+    ) -> Result<responses::SetUserFacilities, Internal> {
+        self.set_facilities(user_id, body).await
     }
 
     async fn get_health(&self) -> Result<responses::GetHealth, Internal> {
@@ -246,7 +315,7 @@ impl Api for WebhooksApi {
         principal: Principal,
         webhook_id: String,
     ) -> Result<responses::DeleteUserWebhook, Internal> {
-        Ok(if self.store.delete(&principal.into(), &webhook_id).await? {
+        Ok(if self.store.delete(&principal.into(), WebhookKind::User, &webhook_id).await? {
             responses::DeleteUserWebhook::NoContent
         } else {
             responses::DeleteUserWebhook::NotFound(error::webhook_not_found())
@@ -254,11 +323,55 @@ impl Api for WebhooksApi {
     }
 }
 
+/// `publishEvent` once the generated validator has passed `body` (the API and `webhooks-server
+/// publish` alike): the rules left to the server (`data`'s size and required fields, `userId`
+/// for user events), the access an accepted request grants, then the event and its deliveries.
+/// `Ok(Err(messages))`: refused, nothing stored.
+pub async fn publish(
+    store: &Store,
+    data_limit: usize,
+    publisher: String,
+    body: types::PublishEventRequest,
+) -> Result<Result<PublishedEvent, Vec<String>>, StoreError> {
+    let audience = audience(body.event_type);
+    let mut errors = data_errors(body.event_type, &body.data, data_limit);
+    if audience == WebhookKind::User && body.user_id.is_none() {
+        errors.splice(0..0, USER_ID_REQUIRED.map(str::to_owned));
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let user_id = body.user_id.map(String::from).unwrap_or_default();
+    let facility_id = body.data.get("facilityId").and_then(Value::as_str).map(str::to_owned);
+    if let (true, Some(facility)) = (GRANTING_EVENTS.contains(&body.event_type), &facility_id) {
+        store.grant(&user_id, facility).await?;
+    }
+    let event = NewEvent {
+        publisher,
+        id: body.id.map(String::from),
+        event_type: body.event_type.to_string(),
+        user_id,
+        data: body.data,
+        facility_id,
+        audience,
+    };
+    store.publish(event).await.map(Ok)
+}
+
+/// Which webhooks an event of `event_type` goes to: facility events (`FacilityEventType`) to
+/// facility webhooks, the others to user webhooks.
+pub fn audience(event_type: types::EventType) -> WebhookKind {
+    match event_type.to_string().parse::<types::FacilityEventType>() {
+        Ok(_) => WebhookKind::Facility,
+        Err(_) => WebhookKind::User,
+    }
+}
+
 /// What is wrong with the payload of `event_type`: its size as compact JSON (what is stored
 /// and delivered) above `limit` bytes, then the fields the contract requires of that type
 /// (`x-required-data`, checked by the generated validator).
 pub fn data_errors(
-    event_type: types::UserEventType,
+    event_type: types::EventType,
     data: &serde_json::Map<String, Value>,
     limit: usize,
 ) -> Vec<String> {
@@ -277,7 +390,7 @@ fn rfc3339(ms: i64) -> String {
 fn log_entry(entry: LogEntry) -> Result<types::WebhookLog, Internal> {
     let corrupt =
         |reason: String| Internal(crate::store::StoreError::Corrupt { id: entry.id.clone(), reason });
-    let event_type = entry.event_type.parse::<types::UserEventType>().map_err(|e| corrupt(e.to_string()))?;
+    let event_type = entry.event_type.parse::<types::EventType>().map_err(|e| corrupt(e.to_string()))?;
     let request_payload = match &entry.request_payload {
         Value::Object(map) => map.clone(),
         _ => return Err(corrupt("stored body is not an object".into())),
@@ -297,6 +410,7 @@ fn log_entry(entry: LogEntry) -> Result<types::WebhookLog, Internal> {
         webhook_id: entry.webhook_id,
         event_id: entry.event_id,
         event_type,
+        facility_id: entry.facility_id,
         request_payload,
         response_status: first.as_ref().and_then(|a| a.status_code),
         response_body: first.as_ref().map(|a| a.response_body.clone()).unwrap_or_default(),

@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use tokio::sync::watch;
-use webhooks::server::types::UserEventType;
 
-use crate::api::data_errors;
 use crate::app::{open_store, worker, App};
 use crate::auth::Authenticator;
 use crate::config::{Cli, Command, LogFormat, PublishArgs, Settings};
@@ -37,6 +35,7 @@ pub async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Publish(args) => publish(settings, args).await,
+        Command::Grant(args) => grant(settings, args).await,
         Command::Worker => {
             init_logging(settings.log_format);
             let store = open_store(&settings).await?;
@@ -62,28 +61,34 @@ async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }
-    let event_type: UserEventType =
-        args.event_type.parse().map_err(|_| anyhow::anyhow!("unknown event type {:?}", args.event_type))?;
-    let serde_json::Value::Object(data) = data else { bail!("--data must be a JSON object") };
-    let errors = data_errors(event_type, &data, settings.event_data_limit);
-    if !errors.is_empty() {
-        bail!("{}", errors.join("; "));
-    }
+    let body: webhooks::server::types::PublishEventRequest =
+        serde_json::from_value(body).context("the event does not fit publishEvent")?;
     let store = open_store(&settings).await?;
-    let published = store
-        .publish(NewEvent {
-            publisher: args.publisher,
-            id: args.id,
-            event_type: event_type.to_string(),
-            user_id: args.user,
-            data,
-        })
-        .await?;
+    let published = crate::api::publish(&store, settings.event_data_limit, args.publisher, body).await?;
+    let published = match published {
+        Ok(published) => published,
+        Err(errors) => bail!("{}", errors.join("; ")),
+    };
     store.close().await;
     println!(
         "{}",
         serde_json::json!({"id": published.id, "eventType": published.event_type, "deliveries": published.deliveries, "duplicate": published.duplicate})
     );
+    Ok(())
+}
+
+/// `grant`: adds facilities to what a user can access (as an accepted request does).
+async fn grant(settings: Settings, args: GrantArgs) -> anyhow::Result<()> {
+    if let Some(bad) = args.facilities.iter().find(|f| f.is_empty() || f.contains('\0')) {
+        bail!("--facility {bad:?}: a facility id is a non-empty string without U+0000");
+    }
+    let store = open_store(&settings).await?;
+    for facility in &args.facilities {
+        store.grant(&args.user, facility).await?;
+    }
+    let facilities = store.facilities_of(&args.user).await?;
+    store.close().await;
+    println!("{}", serde_json::json!({"userId": args.user, "facilities": facilities}));
     Ok(())
 }
 

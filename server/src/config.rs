@@ -61,7 +61,7 @@ pub const DEFAULT_DELIVERY_TIMEOUT: &str = "15s";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
-#[command(name = "webhooks-server", version, about = "The User Webhooks API server")]
+#[command(name = "webhooks-server", version, about = "The Webhooks API server (user and facility webhooks)")]
 pub struct Cli {
     /// TOML file with any of the settings (snake_case keys, e.g. `body_limit = 4096`); the
     /// environment and flags override it.
@@ -83,6 +83,19 @@ pub enum Command {
     Publish(PublishArgs),
     /// Run only the delivery worker.
     Worker,
+    /// Let a user access facilities (their facility webhooks may name them and receive their
+    /// shift events), as an accepted connection or creation request does.
+    Grant(GrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// The user (the `sub` of their tokens).
+    #[arg(long)]
+    pub user: String,
+    /// A facility id (repeatable, or comma separated).
+    #[arg(long = "facility", required = true, value_delimiter = ',')]
+    pub facilities: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -90,9 +103,9 @@ pub struct PublishArgs {
     /// Event type, e.g. facility.creation.accepted.
     #[arg(long = "type")]
     pub event_type: String,
-    /// The user whose webhooks receive it.
+    /// The user whose webhooks receive it (user events; facility events go by `data.facilityId`).
     #[arg(long)]
-    pub user: String,
+    pub user: Option<String>,
     /// The payload, a JSON object.
     #[arg(long)]
     pub data: String,

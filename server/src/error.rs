@@ -55,6 +55,14 @@ pub fn webhook_limit_reached(limit: u32) -> BadRequestError {
     )))
 }
 
+/// A facility webhook naming facilities its user cannot access: `inaccessible`, in request order.
+pub fn facilities_not_accessible(inaccessible: &[String]) -> BadRequestError {
+    bad_request(BadRequestErrorMessage::Array(vec![format!(
+        "facilities must only contain facilities you have access to: {}",
+        inaccessible.join(", ")
+    )]))
+}
+
 pub fn bad_request(message: BadRequestErrorMessage) -> BadRequestError {
     BadRequestError { message, error: "Bad Request".into(), status_code: 400 }
 }

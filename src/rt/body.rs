@@ -41,6 +41,19 @@ pub fn json(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, Rejection> {
     }
 }
 
+/// Wraps each lone (non-array, non-null) value of `names` in `body` into a one-element list:
+/// the `x-single-as-list` properties, once the validators have accepted the lone value.
+pub fn single_as_list(body: &mut Value, names: &[&str]) {
+    let Some(object) = body.as_object_mut() else { return };
+    for name in names {
+        if let Some(value) = object.get_mut(*name) {
+            if !value.is_array() && !value.is_null() {
+                *value = Value::Array(vec![value.take()]);
+            }
+        }
+    }
+}
+
 /// body-parser's strict mode refuses scalars at the first character, as `JSON.parse` words it.
 fn scalar_message(text: &[u8]) -> String {
     let first = String::from_utf8_lossy(text).trim_start().chars().next().unwrap_or(' ');

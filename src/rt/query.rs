@@ -33,6 +33,16 @@ pub fn to_number(query: &mut Map<String, Value>, name: &str) {
     }
 }
 
+/// A lone value becomes a one-element list (form style, exploded: `a=1` is `[1]`, `a=1&a=2` is
+/// `[1, 2]`).
+pub fn to_list(query: &mut Map<String, Value>, name: &str) {
+    if let Some(value) = query.get_mut(name) {
+        if !value.is_array() {
+            *value = Value::Array(vec![value.take()]);
+        }
+    }
+}
+
 /// `true` / `false` become booleans; anything else stays, to fail.
 pub fn to_boolean(query: &mut Map<String, Value>, name: &str) {
     if let Some(value) = query.get_mut(name) {
@@ -59,6 +69,10 @@ mod tests {
         to_number(&mut q, "offset");
         to_number(&mut q, "f");
         to_boolean(&mut q, "b");
+        to_list(&mut q, "a");
+        q.insert("one".into(), json!("x"));
+        to_list(&mut q, "one");
+        assert_eq!(q.remove("one"), Some(json!(["x"])));
         assert_eq!(
             Value::Object(q),
             json!({"limit": 5, "a": ["1", "2"], "offset": "x", "f": 2.5, "b": true})
