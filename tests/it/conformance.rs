@@ -16,8 +16,8 @@ const CASES: &str = include_str!("fixtures/conformance.jsonl");
 /// (docs/ARCHITECTURE.md §3). Such a case must still differ: if it starts matching, remove its entry.
 const DEVIATIONS: &[(&str, &str)] = &[];
 
-const CLIENT1: &str = "conformance-client-1";
-const CLIENT2: &str = "conformance-client-2";
+pub(crate) const CLIENT1: &str = "conformance-client-1";
+pub(crate) const CLIENT2: &str = "conformance-client-2";
 const USER: &str = "conformance-user";
 
 /// What a case's placeholders stand for.
@@ -41,11 +41,11 @@ impl Placeholders {
 }
 
 /// Placeholders in answers.
-fn answer_text(text: &str) -> String {
+pub(crate) fn answer_text(text: &str) -> String {
     text.replace("{{CLIENT1}}", CLIENT1).replace("{{CLIENT2}}", CLIENT2)
 }
 
-fn is_uuid(s: &str) -> bool {
+pub(crate) fn is_uuid(s: &str) -> bool {
     // The hyphenated form only (the one a JSON answer carries).
     s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
@@ -56,7 +56,7 @@ fn is_generated_secret(s: &str) -> bool {
 
 /// Where `actual` differs from `expected` (with `<uuid>`, `<generated-secret>` and the client
 /// placeholders standing for what they match), as readable lines.
-fn differences(expected: &Value, actual: &Value, at: &str, out: &mut Vec<String>) {
+pub(crate) fn differences(expected: &Value, actual: &Value, at: &str, out: &mut Vec<String>) {
     match (expected, actual) {
         (Value::String(e), Value::String(a)) if e == "<uuid>" => {
             if !is_uuid(a) {
@@ -98,7 +98,7 @@ fn differences(expected: &Value, actual: &Value, at: &str, out: &mut Vec<String>
 
 /// `anyStringFields`: top-level fields whose text may differ (JSON parser messages) but that
 /// must be strings. Checked here and removed from both sides.
-fn take_any_string_fields(fields: &[Value], expected: &mut Value, actual: &mut Value, out: &mut Vec<String>) {
+pub(crate) fn take_any_string_fields(fields: &[Value], expected: &mut Value, actual: &mut Value, out: &mut Vec<String>) {
     for field in fields {
         let field = field.as_str().expect("anyStringFields holds names");
         let removed = |v: &mut Value| v.as_object_mut().and_then(|o: &mut Map<_, _>| o.remove(field));

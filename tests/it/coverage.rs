@@ -97,6 +97,50 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
         ],
         &[ALL_OPERATIONS_AUTH_TEST, "delivery::publishing_needs_the_scope_and_the_documented_payload"],
     ),
+    (
+        "createFacilityWebhook",
+        &[
+            "facility::conformance::every_facility_case_gets_the_reference_answer",
+            "facility::access::shift_events_reach_explicit_and_following_webhooks_while_access_lasts",
+            "facility::access::accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apart",
+        ],
+        &[ALL_OPERATIONS_AUTH_TEST, "facility::conformance::every_facility_case_gets_the_reference_answer"],
+    ),
+    (
+        "listFacilityWebhooks",
+        &[
+            "facility::conformance::every_facility_case_gets_the_reference_answer",
+            "facility::access::shift_events_reach_explicit_and_following_webhooks_while_access_lasts",
+            "facility::access::accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apart",
+        ],
+        &[ALL_OPERATIONS_AUTH_TEST, "facility::conformance::every_facility_case_gets_the_reference_answer"],
+    ),
+    (
+        "getFacilityWebhook",
+        &["facility::access::accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apart"],
+        &[ALL_OPERATIONS_AUTH_TEST],
+    ),
+    (
+        "updateFacilityWebhook",
+        &["facility::conformance::every_facility_case_gets_the_reference_answer"],
+        &[ALL_OPERATIONS_AUTH_TEST, "facility::conformance::every_facility_case_gets_the_reference_answer"],
+    ),
+    (
+        "deleteFacilityWebhook",
+        &[
+            "facility::conformance::every_facility_case_gets_the_reference_answer",
+            "facility::access::accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apart",
+        ],
+        &[ALL_OPERATIONS_AUTH_TEST],
+    ),
+    (
+        "setUserFacilities",
+        &[
+            "facility::conformance::every_facility_case_gets_the_reference_answer",
+            "facility::access::shift_events_reach_explicit_and_following_webhooks_while_access_lasts",
+        ],
+        &[ALL_OPERATIONS_AUTH_TEST],
+    ),
     ("getHealth", &["operations::health_and_readiness_answer_without_a_token"], OPEN_OPERATIONS_AUTH_TESTS),
     (
         "getReadiness",
@@ -131,6 +175,8 @@ const EXCEPTIONS: &[(&str, &str)] = &[];
 const SOURCES: &[(&str, &str)] = &[
     ("api", include_str!("api.rs")),
     ("conformance", include_str!("conformance.rs")),
+    ("facility::conformance", include_str!("facility/conformance.rs")),
+    ("facility::access", include_str!("facility/access.rs")),
     ("coverage", include_str!("coverage.rs")),
     ("crash", include_str!("crash.rs")),
     ("delivery", include_str!("delivery.rs")),
@@ -202,7 +248,7 @@ fn the_generated_operations_are_the_spec_operations() {
 
 /// Whether `file::function` names a test function in that file.
 fn test_exists(name: &str) -> bool {
-    let Some((file, function)) = name.split_once("::") else {
+    let Some((file, function)) = name.rsplit_once("::") else {
         return false;
     };
     SOURCES.iter().any(|(f, source)| {

@@ -14,6 +14,7 @@ mod coverage;
 mod crash;
 mod delivery;
 mod delivery_crash;
+mod facility;
 mod isolation;
 mod operations;
 mod ratelimit;
