@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use webhooks::server::callbacks::user_event;
 use webhooks_client::signature::{verify, DEFAULT_TOLERANCE};
 use webhooks_client::types::{
-    CreateUserWebhookRequest, PublishEventRequest, UserEventType as Type, UserWebhookEvent as Event,
+    CreateUserWebhookRequest, PublishEventRequest, EventType as Type, UserWebhookEvent as Event,
 };
 use webhooks_e2e::receiver::{Receiver, Recorded};
 use webhooks_e2e::{trust_receiver, TestServer};
@@ -111,7 +111,7 @@ fn publish_request(event_type: Type, data: Value, id: &str) -> PublishEventReque
         data,
         event_type,
         id: Some(id.parse().expect("a valid event id")),
-        user_id: "user-a".parse().expect("a valid user id"),
+        user_id: Some("user-a".parse().expect("a valid user id")),
     }
 }
 

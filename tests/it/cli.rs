@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use webhooks_client::types::{PublishEventRequest, UserEventType};
+use webhooks_client::types::{EventType, PublishEventRequest};
 use webhooks_e2e::receiver::Receiver;
 use webhooks_e2e::{
     documented_body, forbidden_body, not_found_body, spec, trust_receiver, unauthorized_body, TestServer,
@@ -375,9 +375,9 @@ async fn logs_show_deliveries_and_filter_them() {
     let Value::Object(data) = json!({"facilityId": "NUR-123456"}) else { unreachable!() };
     let request = PublishEventRequest {
         data,
-        event_type: UserEventType::FacilityCreationAccepted,
+        event_type: EventType::FacilityCreationAccepted,
         id: None,
-        user_id: "cli-user".parse().expect("a user id"),
+        user_id: Some("cli-user".parse().expect("a user id")),
     };
     let published = server.publisher().publish_event(&request).await.expect("publishing an event");
     assert_eq!(published.status(), 202);

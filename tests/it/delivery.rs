@@ -16,7 +16,7 @@ use webhooks_client::signature::{
 };
 use webhooks_client::types::{
     CreateUserWebhookRequest, PublishEventRequest, PublishedEvent, UpdateUserWebhookRequest,
-    UserEventType as Type, UserWebhookEvent as Event,
+    EventType as Type, UserWebhookEvent as Event,
 };
 use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
 use webhooks_e2e::receiver::{Mode, Receiver, Recorded, OK_BODY};
@@ -64,7 +64,7 @@ fn request(event_type: Type, user: &str, data: Value, id: Option<&str>) -> Publi
         data,
         event_type,
         id: id.map(|id| id.parse().expect("a valid event id")),
-        user_id: user.parse().expect("a valid user id"),
+        user_id: Some(user.parse().expect("a valid user id")),
     }
 }
 
@@ -985,6 +985,7 @@ async fn the_log_filters_sorts_pages_validates_and_stays_private() {
         .search_webhook_logs(
             None,
             Some(Type::FacilityCreationRejected),
+            None,
             Some(1),
             Some(0),
             None,
@@ -998,7 +999,7 @@ async fn the_log_filters_sorts_pages_validates_and_stays_private() {
     assert_eq!(typed.len(), 1);
     assert_eq!((typed[0].event_id.as_str(), typed[0].webhook_id.as_str()), ("e2", w2.as_str()));
     let error = owner
-        .search_webhook_logs(None, None, Some(101), None, None, None, None)
+        .search_webhook_logs(None, None, None, Some(101), None, None, None, None)
         .await
         .expect_err("limit 101 is refused");
     let (status, body) = error_parts(error).await;

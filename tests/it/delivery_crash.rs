@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use webhooks_client::signature::{verify, DEFAULT_TOLERANCE, EVENT_ID_HEADER};
 use webhooks_client::types::{
-    CreateUserWebhookRequest, PublishEventRequest, UserEventType as Type, UserWebhookEvent as Event,
+    CreateUserWebhookRequest, PublishEventRequest, EventType as Type, UserWebhookEvent as Event,
 };
 use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
 use webhooks_e2e::receiver::{Mode, Receiver, Recorded};
@@ -61,7 +61,7 @@ fn publish_request(i: usize) -> PublishEventRequest {
         data,
         event_type: Type::FacilityCreationAccepted,
         id: Some(event_id(i).parse().expect("event id")),
-        user_id: USER.parse().expect("user id"),
+        user_id: Some(USER.parse().expect("user id")),
     }
 }
 

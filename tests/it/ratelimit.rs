@@ -332,7 +332,7 @@ async fn the_generated_client_decodes_a_429_as_its_own_error() {
     assert_documented(e);
 
     let c = fresh("c-logs");
-    let search = || c.search_webhook_logs(None, None, None, None, None, None, None);
+    let search = || c.search_webhook_logs(None, None, None, None, None, None, None, None);
     let _ = search().await;
     let (status, _, body) = refusal(search().await);
     assert_eq!(status, 429);
