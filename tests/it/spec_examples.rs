@@ -70,3 +70,42 @@ fn create_documents_the_shared_400_examples_unchanged() {
     }
     assert!(!create["WebhookLimitReached"].is_null());
 }
+
+const FACILITY_COLLECTION: &str = "/api/v2/public/webhooks/facility";
+
+/// `createFacilityWebhook` documents its 201 and its "Request Validation" 400; the server answers
+/// both byte for byte (the 201 but for the id the server makes), and the access 400 too.
+#[tokio::test]
+async fn facility_create_answers_its_documented_examples() {
+    let server = TestServer::start().await;
+    crate::facility::set_facilities(&server, "user-1", &["P-123456", "P-123457"]).await;
+    // The documented `clientId` is "string": a token of that client.
+    let auth = format!("Bearer {}", server.token("string", "user-1"));
+    let headers = [JSON, ("Authorization", auth.as_str())];
+
+    let documented = spec()["components"]["examples"]["FacilityWebhookResponse"]["value"].clone();
+    let documented: serde_json::Value = serde_json::to_value(&documented).expect("JSON");
+    let mut request = documented["data"].clone();
+    request.as_object_mut().expect("an object").retain(|k, _| ["url", "events", "facilities", "secrets"].contains(&k.as_str()));
+    let created = server.raw("POST", FACILITY_COLLECTION, &headers, Some(serde_json::to_vec(&request).unwrap())).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["data"]["id"].as_str().expect("an id").to_owned();
+    let expected = serde_json::to_string(&documented).unwrap().replace("9f08085c-9d51-49e6-bda0-e8b32e0f6605", &id);
+    assert_eq!(created.text(), expected);
+
+    // Every rule of the example fails but "each value in secrets must be a string".
+    let bad = server
+        .raw("POST", FACILITY_COLLECTION, &headers, Some(br#"{"facilities":[1],"secrets":"x"}"#.to_vec()))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.text(), operation_example("post", FACILITY_COLLECTION, "400", "RequestValidation"));
+    insta::assert_snapshot!("facility_400_request_validation", bad.text());
+
+    let other = TestServer::start().await;
+    let auth = format!("Bearer {}", other.token("string", "user-1"));
+    let denied = other
+        .raw("POST", FACILITY_COLLECTION, &[JSON, ("Authorization", &auth)], Some(serde_json::to_vec(&request).unwrap()))
+        .await;
+    assert_eq!(denied.status, 400);
+    assert_eq!(denied.text(), operation_example("post", FACILITY_COLLECTION, "400", "FacilityAccess"));
+}
