@@ -311,7 +311,9 @@ fn query_param(
             let form = parameter_data.explode.unwrap_or(true);
             match &items.schema_kind {
                 openapiv3::SchemaKind::Type(openapiv3::Type::String(s))
-                    if form && s.enumeration.is_empty() && s.format == openapiv3::VariantOrUnknownOrEmpty::Empty =>
+                    if form
+                        && s.enumeration.is_empty()
+                        && s.format == openapiv3::VariantOrUnknownOrEmpty::Empty =>
                 {
                     QueryKind::StringArray
                 }

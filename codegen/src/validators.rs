@@ -414,9 +414,14 @@ fn single_as_list(at: &str, schema: &Schema) -> Result<bool, Error> {
         None | Some(serde_json::Value::Bool(false)) => Ok(false),
         Some(serde_json::Value::Bool(true)) => match &schema.schema_kind {
             SchemaKind::Type(Type::Array(a)) if a.min_items.is_none() && a.max_items.is_none() => Ok(true),
-            _ => Err(Error::unsupported(at, format!("{SINGLE_AS_LIST} on anything but an array without item counts"))),
+            _ => Err(Error::unsupported(
+                at,
+                format!("{SINGLE_AS_LIST} on anything but an array without item counts"),
+            )),
         },
-        Some(other) => Err(Error::invalid(at, format!("{SINGLE_AS_LIST} must be true or false, not {other}"))),
+        Some(other) => {
+            Err(Error::invalid(at, format!("{SINGLE_AS_LIST} must be true or false, not {other}")))
+        }
     }
 }
 
@@ -429,7 +434,8 @@ pub fn single_as_list_properties(spec: &OpenAPI, schema_name: &str) -> Result<Ve
     };
     let mut names = Vec::new();
     for (name, property) in &object.properties {
-        let property = resolve_boxed(spec, property).map_err(|e| Error::invalid(format!("{at}.{name}"), e))?;
+        let property =
+            resolve_boxed(spec, property).map_err(|e| Error::invalid(format!("{at}.{name}"), e))?;
         if single_as_list(&format!("{at}.{name}"), property)? {
             names.push(name.clone());
         }

@@ -80,7 +80,10 @@ fn a_constraint_changed_in_the_spec_changes_the_validator_and_its_message() {
     assert!(after.contains("secrets must contain no more than 3 elements"));
     assert!(after.contains("max_items(v, 3usize)"));
     // Only the create body changed; the other bodies still allow 2.
-    assert_eq!(after.matches("no more than 2 elements").count(), before.matches("no more than 2 elements").count() - 1);
+    assert_eq!(
+        after.matches("no more than 2 elements").count(),
+        before.matches("no more than 2 elements").count() - 1
+    );
     insta::assert_snapshot!("validators_with_max_items_3", after);
 }
 
@@ -427,4 +430,43 @@ fn callbacks_become_a_body_validator_and_their_headers() {
         "{client}"
     );
     assert!(client.contains("pub const USER_EVENT_TYPE: [&str; 4usize] = ["));
+}
+
+#[test]
+fn x_single_as_list_drops_the_array_rule_and_wraps_a_lone_value() {
+    let generated = generate(SPEC).unwrap();
+    let create = messages(validator(&generated.server, "create_webhook_request"));
+    assert!(create.contains(&"each value in facilities must be a string".to_owned()), "{create:?}");
+    assert!(!create.contains(&"facilities must be an array".to_owned()), "{create:?}");
+    let flat = handler(&generated.server, "create_facility_webhook")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(flat.contains("rt::body::single_as_list(&mut value, &[\"facilities\"]);"), "{flat}");
+    // Without the extension the property is a plain array again, with its message.
+    let plain = generate(&SPEC.replacen("          x-single-as-list: true\n", "", 1)).unwrap();
+    let create = messages(validator(&plain.server, "create_webhook_request"));
+    assert!(create.contains(&"facilities must be an array".to_owned()), "{create:?}");
+    // Only arrays without item counts may carry it.
+    let counted = unsupported(&SPEC.replacen(
+        "          x-single-as-list: true\n",
+        "          x-single-as-list: true\n          maxItems: 3\n",
+        1,
+    ));
+    assert!(counted.contains("x-single-as-list"), "{counted}");
+}
+
+#[test]
+fn a_form_array_query_parameter_is_a_list_of_strings() {
+    let generated = generate(SPEC).unwrap();
+    assert!(generated.server.contains("pub facilities_ids: Option<Vec<String>>,"));
+    let flat =
+        handler(&generated.server, "search_webhook_logs").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("rt::query::to_list(&mut query, \"facilitiesIds\");"), "{flat}");
+    let piped = unsupported(&SPEC.replacen(
+        "          style: form\n          explode: true\n",
+        "          style: form\n          explode: false\n",
+        1,
+    ));
+    assert!(piped.contains("facilitiesIds"), "{piped}");
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use webhooks::server::callbacks::user_event;
 use webhooks_client::signature::{verify, DEFAULT_TOLERANCE};
 use webhooks_client::types::{
-    CreateUserWebhookRequest, PublishEventRequest, EventType as Type, UserWebhookEvent as Event,
+    CreateUserWebhookRequest, EventType as Type, PublishEventRequest, UserWebhookEvent as Event,
 };
 use webhooks_e2e::receiver::{Receiver, Recorded};
 use webhooks_e2e::{trust_receiver, TestServer};

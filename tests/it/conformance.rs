@@ -98,7 +98,12 @@ pub(crate) fn differences(expected: &Value, actual: &Value, at: &str, out: &mut 
 
 /// `anyStringFields`: top-level fields whose text may differ (JSON parser messages) but that
 /// must be strings. Checked here and removed from both sides.
-pub(crate) fn take_any_string_fields(fields: &[Value], expected: &mut Value, actual: &mut Value, out: &mut Vec<String>) {
+pub(crate) fn take_any_string_fields(
+    fields: &[Value],
+    expected: &mut Value,
+    actual: &mut Value,
+    out: &mut Vec<String>,
+) {
     for field in fields {
         let field = field.as_str().expect("anyStringFields holds names");
         let removed = |v: &mut Value| v.as_object_mut().and_then(|o: &mut Map<_, _>| o.remove(field));

@@ -15,8 +15,8 @@ use webhooks_client::signature::{
     verify, verify_at, VerifyError, DEFAULT_TOLERANCE, EVENT_ID_HEADER, SIGNATURE_HEADER,
 };
 use webhooks_client::types::{
-    CreateUserWebhookRequest, PublishEventRequest, PublishedEvent, UpdateUserWebhookRequest,
-    EventType as Type, UserWebhookEvent as Event,
+    CreateUserWebhookRequest, EventType as Type, PublishEventRequest, PublishedEvent,
+    UpdateUserWebhookRequest, UserWebhookEvent as Event,
 };
 use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
 use webhooks_e2e::receiver::{Mode, Receiver, Recorded, OK_BODY};

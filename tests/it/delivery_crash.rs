@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 use webhooks_client::signature::{verify, DEFAULT_TOLERANCE, EVENT_ID_HEADER};
 use webhooks_client::types::{
-    CreateUserWebhookRequest, PublishEventRequest, EventType as Type, UserWebhookEvent as Event,
+    CreateUserWebhookRequest, EventType as Type, PublishEventRequest, UserWebhookEvent as Event,
 };
 use webhooks_e2e::process::{cli_token, server_command, ServerProcess};
 use webhooks_e2e::receiver::{Mode, Receiver, Recorded};

@@ -86,11 +86,16 @@ async fn facility_create_answers_its_documented_examples() {
     let documented = spec()["components"]["examples"]["FacilityWebhookResponse"]["value"].clone();
     let documented: serde_json::Value = serde_json::to_value(&documented).expect("JSON");
     let mut request = documented["data"].clone();
-    request.as_object_mut().expect("an object").retain(|k, _| ["url", "events", "facilities", "secrets"].contains(&k.as_str()));
-    let created = server.raw("POST", FACILITY_COLLECTION, &headers, Some(serde_json::to_vec(&request).unwrap())).await;
+    request
+        .as_object_mut()
+        .expect("an object")
+        .retain(|k, _| ["url", "events", "facilities", "secrets"].contains(&k.as_str()));
+    let created =
+        server.raw("POST", FACILITY_COLLECTION, &headers, Some(serde_json::to_vec(&request).unwrap())).await;
     assert_eq!(created.status, 201, "{}", created.text());
     let id = created.json()["data"]["id"].as_str().expect("an id").to_owned();
-    let expected = serde_json::to_string(&documented).unwrap().replace("9f08085c-9d51-49e6-bda0-e8b32e0f6605", &id);
+    let expected =
+        serde_json::to_string(&documented).unwrap().replace("9f08085c-9d51-49e6-bda0-e8b32e0f6605", &id);
     assert_eq!(created.text(), expected);
 
     // Every rule of the example fails but "each value in secrets must be a string".
@@ -104,7 +109,12 @@ async fn facility_create_answers_its_documented_examples() {
     let other = TestServer::start().await;
     let auth = format!("Bearer {}", other.token("string", "user-1"));
     let denied = other
-        .raw("POST", FACILITY_COLLECTION, &[JSON, ("Authorization", &auth)], Some(serde_json::to_vec(&request).unwrap()))
+        .raw(
+            "POST",
+            FACILITY_COLLECTION,
+            &[JSON, ("Authorization", &auth)],
+            Some(serde_json::to_vec(&request).unwrap()),
+        )
         .await;
     assert_eq!(denied.status, 400);
     assert_eq!(denied.text(), operation_example("post", FACILITY_COLLECTION, "400", "FacilityAccess"));

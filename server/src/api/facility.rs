@@ -7,7 +7,9 @@ use webhooks::server::{responses, types};
 use super::{generate_secrets, WebhooksApi};
 use crate::auth::Principal;
 use crate::error::{self, Internal};
-use crate::store::{AccessStore, NewWebhook, Owner, StoreError, Webhook, WebhookKind, WebhookStore, WebhookUpdate};
+use crate::store::{
+    AccessStore, NewWebhook, Owner, StoreError, Webhook, WebhookKind, WebhookStore, WebhookUpdate,
+};
 
 /// `items` without repeats, first occurrence kept.
 pub(super) fn dedup(items: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -45,7 +47,11 @@ fn event_names(events: &[types::FacilityWebhookEvent]) -> Vec<String> {
 
 impl WebhooksApi {
     /// The owner's facility webhook `id` as the contract shows it, if any.
-    async fn facility_webhook(&self, owner: &Owner, id: &str) -> Result<Option<types::FacilityWebhook>, Internal> {
+    async fn facility_webhook(
+        &self,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<Option<types::FacilityWebhook>, Internal> {
         let Some(webhook) = self.store.get(owner, WebhookKind::Facility, id).await? else {
             return Ok(None);
         };
@@ -63,7 +69,9 @@ impl WebhooksApi {
         // Absent, null or empty: the webhook follows all of its user's facilities.
         let facilities = body.facilities.filter(|f| !f.is_empty()).map(dedup);
         if let Some(denied) = facilities.as_deref().and_then(|f| inaccessible(f, &accessible)) {
-            return Ok(responses::CreateFacilityWebhook::BadRequest(error::facilities_not_accessible(&denied)));
+            return Ok(responses::CreateFacilityWebhook::BadRequest(error::facilities_not_accessible(
+                &denied,
+            )));
         }
         let new = NewWebhook {
             url: body.url,
@@ -81,7 +89,10 @@ impl WebhooksApi {
         })
     }
 
-    pub(super) async fn list_facility(&self, principal: Principal) -> Result<responses::ListFacilityWebhooks, Internal> {
+    pub(super) async fn list_facility(
+        &self,
+        principal: Principal,
+    ) -> Result<responses::ListFacilityWebhooks, Internal> {
         let owner = Owner::from(principal);
         let webhooks = self.store.list(&owner, WebhookKind::Facility).await?;
         let accessible = self.store.facilities_of(&owner.user_id).await?;
@@ -111,13 +122,20 @@ impl WebhooksApi {
         // Present and empty: follow all; present with ids: exactly those, checked before the
         // webhook is looked up (a 400 comes before a 404).
         let facilities = body.facilities.map(|f| Some(dedup(f)).filter(|f| !f.is_empty()));
-        if let Some(denied) = facilities.as_ref().and_then(|f| f.as_deref()).and_then(|f| inaccessible(f, &accessible)) {
-            return Ok(responses::UpdateFacilityWebhook::BadRequest(error::facilities_not_accessible(&denied)));
+        if let Some(denied) =
+            facilities.as_ref().and_then(|f| f.as_deref()).and_then(|f| inaccessible(f, &accessible))
+        {
+            return Ok(responses::UpdateFacilityWebhook::BadRequest(error::facilities_not_accessible(
+                &denied,
+            )));
         }
         let update = WebhookUpdate {
             url: body.url,
             events: body.events.as_deref().map(event_names),
-            secrets: body.secrets.filter(|s| !s.is_empty()).map(|s| s.into_iter().map(String::from).collect()),
+            secrets: body
+                .secrets
+                .filter(|s| !s.is_empty())
+                .map(|s| s.into_iter().map(String::from).collect()),
             facilities,
         };
         Ok(match self.store.update(&owner, WebhookKind::Facility, &id, update).await? {
@@ -161,7 +179,10 @@ mod tests {
     fn denied_facilities_keep_request_order_without_repeats() {
         let accessible = ["P-1".to_owned(), "P-2".to_owned()];
         let requested = ["P-9", "P-1", "P-3", "P-9", ""].map(String::from);
-        assert_eq!(inaccessible(&requested, &accessible), Some(["P-9", "P-3", ""].map(String::from).to_vec()));
+        assert_eq!(
+            inaccessible(&requested, &accessible),
+            Some(["P-9", "P-3", ""].map(String::from).to_vec())
+        );
         assert_eq!(inaccessible(&accessible, &accessible), None);
         assert_eq!(dedup(["b", "a", "b"].map(String::from)), ["b", "a"]);
     }

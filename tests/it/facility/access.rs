@@ -34,7 +34,8 @@ async fn create(client: &webhooks_client::Client, request: CreateWebhookRequest)
 
 async fn publish(server: &TestServer, event_type: EventType, data: Value, id: &str) -> PublishedEvent {
     let Value::Object(data) = data else { panic!("an object") };
-    let request = PublishEventRequest { data, event_type, id: Some(id.parse().expect("an id")), user_id: None };
+    let request =
+        PublishEventRequest { data, event_type, id: Some(id.parse().expect("an id")), user_id: None };
     let response = server.publisher().publish_event(&request).await.expect("publishing");
     assert_eq!(response.status(), 202);
     response.into_inner().data
@@ -53,7 +54,8 @@ async fn shift_events_reach_explicit_and_following_webhooks_while_access_lasts()
     let a = server.client("client-a", "user-a");
     let b = server.client("client-b", "user-b");
     let explicit =
-        create(&a, create_request(receiver.url("/explicit"), vec![Event::ShiftCreated], Some(&["NUR-1"]))).await;
+        create(&a, create_request(receiver.url("/explicit"), vec![Event::ShiftCreated], Some(&["NUR-1"])))
+            .await;
     assert_eq!(explicit.facilities, ["NUR-1"]);
     let follows = create(&a, create_request(receiver.url("/follows"), vec![Event::All], None)).await;
     assert_eq!(follows.facilities, ["NUR-1", "NUR-2"], "a webhook without facilities lists its user's");
@@ -78,7 +80,8 @@ async fn shift_events_reach_explicit_and_following_webhooks_while_access_lasts()
     assert_eq!(ids("/follows"), ["e1", "e2", "e4"]);
     assert_eq!(ids("/other"), ["e3"], "a user never receives another user's facilities' events");
     for request in &received {
-        verify(&request.headers, &request.body, &[SECRET], DEFAULT_TOLERANCE).expect("signed with the secret");
+        verify(&request.headers, &request.body, &[SECRET], DEFAULT_TOLERANCE)
+            .expect("signed with the secret");
         let body = request.body_json();
         assert_eq!(body["data"]["shiftId"], "12120878");
         assert!(body["eventType"].as_str().is_some_and(|t| t.starts_with("shift.")), "{body}");
@@ -125,7 +128,11 @@ async fn accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apar
     let follows = create(&a, create_request(receiver.url("/follows"), vec![Event::All], Some(&[]))).await;
     assert!(follows.facilities.is_empty(), "no access yet");
     let denied = a
-        .create_facility_webhook(&create_request(receiver.url("/x"), vec![Event::All], Some(&["NUR-7", "NUR-8", "NUR-7"])))
+        .create_facility_webhook(&create_request(
+            receiver.url("/x"),
+            vec![Event::All],
+            Some(&["NUR-7", "NUR-8", "NUR-7"]),
+        ))
         .await
         .unwrap_err();
     let (status, body) = webhooks_e2e::error_parts(denied).await;
@@ -169,6 +176,8 @@ async fn accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apar
     ] {
         assert_eq!(status.map(|s| s.as_u16()), Some(404));
     }
-    let own = create(&other, create_request(receiver.url("/own"), vec![Event::ShiftCreated], Some(&["NUR-9"]))).await;
+    let own =
+        create(&other, create_request(receiver.url("/own"), vec![Event::ShiftCreated], Some(&["NUR-9"])))
+            .await;
     assert_eq!(own.facilities, ["NUR-9"], "access is per user, whatever the client");
 }

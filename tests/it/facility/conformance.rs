@@ -110,8 +110,9 @@ async fn replay(server: &TestServer) {
         match DEVIATIONS.iter().find(|(n, _)| *n == name) {
             None if problems.is_empty() => {}
             None => failures.push(format!("{name} ({method} {path}):\n    {}", problems.join("\n    "))),
-            Some(_) if problems.is_empty() => failures
-                .push(format!("{name}: listed in DEVIATIONS but now matches the reference; remove the entry")),
+            Some(_) if problems.is_empty() => failures.push(format!(
+                "{name}: listed in DEVIATIONS but now matches the reference; remove the entry"
+            )),
             Some((_, reason)) => eprintln!("deviation {name}: {reason}: {problems:?}"),
         }
     }
