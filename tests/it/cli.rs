@@ -1,7 +1,8 @@
 //! The `webhooks` command-line tool end to end: the real binary (built in this package as
 //! `webhooks-cli-under-test` from `client/src/bin/webhooks.rs`) against the in-process server.
-//! Tables by default, `--json` bodies, the contract's error bodies on stderr, and the exit
-//! codes: 0 success, 1 API error, 2 usage error, 3 server unreachable.
+//! User and facility webhooks and the log. Tables by default, `--json` bodies, the contract's
+//! error bodies on stderr, and the exit codes: 0 success, 1 API error, 2 usage error, 3 server
+//! unreachable.
 //!
 //! The binary runs through `tokio::process`, so the server keeps serving in this test's
 //! runtime while the test awaits the child.
@@ -343,6 +344,19 @@ async fn usage_errors_exit_2_without_calling_the_server() {
             "c",
         ],
         vec!["update", "some-id"],
+        vec![
+            "facility",
+            "create",
+            "--url",
+            "https://example.com/hook",
+            "--events",
+            "facility.creation.accepted",
+        ],
+        vec!["facility", "create", "--url", "https://example.com/hook"],
+        vec!["facility", "update", "some-id", "--all-facilities", "--facility", "NUR-1"],
+        vec!["facility", "update", "some-id", "--secret", "a", "--secret", "b", "--secret", "c"],
+        vec!["facility", "get"],
+        vec!["logs", "--event-type", "all"],
         vec!["logs", "--sort", "sideways"],
         vec!["logs", "--start", "last tuesday"],
         vec!["frobnicate"],
@@ -356,7 +370,7 @@ async fn usage_errors_exit_2_without_calling_the_server() {
 
     let help = webhooks(nowhere, None, &["--help"]).await.ok();
     assert!(help.stdout.contains("Exit codes:"), "{help:#?}");
-    for command in ["create", "list", "get", "update", "delete", "logs"] {
+    for command in ["create", "list", "get", "update", "delete", "logs", "facility"] {
         assert!(help.stdout.contains(&format!("  {command} ")), "{command}: {help:#?}");
     }
 }
@@ -397,6 +411,7 @@ async fn logs_show_deliveries_and_filter_them() {
     assert_eq!(entry["webhookId"], id.as_str());
     assert_eq!(entry["eventType"], "facility.creation.accepted");
     assert_eq!(entry["status"], "success");
+    assert_eq!(entry["facilityId"], "NUR-123456");
 
     let table = cli.run(&["logs"]).await.ok();
     assert!(table.stdout.contains("CREATED") && table.stdout.contains("RETRIES"), "{table:#?}");
@@ -404,9 +419,13 @@ async fn logs_show_deliveries_and_filter_them() {
     assert_eq!(row.len(), 1, "{table:#?}");
     let cells: Vec<&str> = row[0].split(['│', '┆']).map(str::trim).filter(|c| !c.is_empty()).collect();
     let created_at = entry["createdAt"].as_str().expect("createdAt");
-    assert_eq!(cells.len(), 6, "{table:#?}");
+    assert_eq!(cells.len(), 7, "{table:#?}");
     assert_eq!(&cells[0][..19], &created_at[..19], "CREATED: {table:#?}");
-    assert_eq!(&cells[1..], ["facility.creation.accepted", id.as_str(), "success", "200", "0"], "{table:#?}");
+    assert_eq!(
+        &cells[1..],
+        ["facility.creation.accepted", id.as_str(), "NUR-123456", "success", "200", "0"],
+        "{table:#?}"
+    );
 
     // Filters reach the server.
     let none = cli.run(&["logs", "--event-type", "facility.creation.rejected"]).await.ok();
@@ -417,6 +436,13 @@ async fn logs_show_deliveries_and_filter_them() {
     assert_eq!(none.stdout, "No log entries.\n");
     let none = cli.run(&["logs", "--offset", "1"]).await.ok();
     assert_eq!(none.stdout, "No log entries.\n");
+    let none = cli.run(&["logs", "--facility", "NUR-000000"]).await.ok();
+    assert_eq!(none.stdout, "No log entries.\n");
+    let none = cli.run(&["logs", "--event-type", "shift.created"]).await.ok();
+    assert_eq!(none.stdout, "No log entries.\n");
+    // Several facilities (comma-separated and repeated): entries of any of them.
+    let found = cli.run(&["logs", "--facility", "NUR-000000,NUR-123456", "--facility", "NUR-1"]).await.ok();
+    assert_eq!(rows(&found.stdout, &id).len(), 1, "{found:#?}");
     let found = cli
         .run(&[
             "logs",
@@ -434,4 +460,150 @@ async fn logs_show_deliveries_and_filter_them() {
         .await
         .ok();
     assert_eq!(rows(&found.stdout, &id).len(), 1, "{found:#?}");
+}
+
+/// Facility webhooks through `webhooks facility …`: create naming a facility, list, get,
+/// update to follow every facility, delete; a facility the user cannot access is the API's 400.
+#[tokio::test]
+async fn facility_webhooks_round_trip_through_the_cli() {
+    let server = TestServer::start().await;
+    let cli = Cli { server: &server, token: server.token("cli-client", "cli-user") };
+    let mut accessible = crate::facility::set_facilities(&server, "cli-user", &["NUR-1", "NUR-2"]).await;
+    accessible.sort();
+    assert_eq!(accessible, ["NUR-1", "NUR-2"]);
+    let sorted = |facilities: &Value| {
+        let mut ids: Vec<String> = facilities
+            .as_array()
+            .unwrap_or_else(|| panic!("facilities: {facilities}"))
+            .iter()
+            .map(|f| f.as_str().expect("a facility id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // create --json, one facility named: the contract's body, secrets in plain text.
+    let created = cli
+        .run(&[
+            "--json",
+            "facility",
+            "create",
+            "--url",
+            "https://example.com/shifts",
+            "--events",
+            "shift.created,shift.cancelled",
+            "--facility",
+            "NUR-1",
+            "--secret",
+            "first-secret-1234",
+        ])
+        .await
+        .ok();
+    assert_eq!(created.stderr, "");
+    let body = created.json();
+    let id = body["data"]["id"].as_str().expect("data.id").to_owned();
+    assert_eq!(
+        body,
+        json!({"data": {
+            "id": id,
+            "url": "https://example.com/shifts",
+            "events": ["shift.created", "shift.cancelled"],
+            "clientId": "cli-client",
+            "facilities": ["NUR-1"],
+            "secrets": ["first-secret-1234"],
+        }})
+    );
+
+    // Facility webhooks are their own resource: the user webhooks list does not show them.
+    assert_eq!(cli.run(&["list"]).await.ok().stdout, "No webhooks.\n");
+
+    // list: the table has a FACILITIES column; --json the contract's body.
+    let list = cli.run(&["facility", "list"]).await.ok();
+    assert!(list.stdout.contains("FACILITIES"), "{list:#?}");
+    let row = rows(&list.stdout, &id);
+    assert_eq!(row.len(), 1, "{list:#?}");
+    assert!(row[0].contains("NUR-1") && row[0].contains("****1234"), "{list:#?}");
+    assert!(!list.stdout.contains("NUR-2"), "only the named facility: {list:#?}");
+    assert_eq!(cli.run(&["--json", "facility", "list"]).await.ok().json(), json!({"data": [body["data"]]}));
+
+    // get: the same body as the create's.
+    assert_eq!(cli.run(&["facility", "get", &id, "--json"]).await.ok().json(), body);
+    let get = cli.run(&["facility", "get", &id, "--show-secrets"]).await.ok();
+    assert!(get.stdout.contains("first-secret-1234"), "{get:#?}");
+
+    // update --all-facilities: follows every facility of the user, and its answers list them;
+    // what was not given (URL, events, secrets) is kept.
+    let updated = cli.run(&["--json", "facility", "update", &id, "--all-facilities"]).await.ok().json();
+    let data = &updated["data"];
+    assert_eq!(sorted(&data["facilities"]), ["NUR-1", "NUR-2"], "{updated:#?}");
+    assert_eq!(data["url"], "https://example.com/shifts");
+    assert_eq!(data["events"], json!(["shift.created", "shift.cancelled"]));
+    assert_eq!(data["secrets"], json!(["first-secret-1234"]));
+    let got = cli.run(&["--json", "facility", "get", &id]).await.ok().json();
+    assert_eq!(sorted(&got["data"]["facilities"]), ["NUR-1", "NUR-2"]);
+    // update (table): events and facilities replaced.
+    let updated = cli
+        .run(&[
+            "facility",
+            "update",
+            &id,
+            "--events",
+            "all",
+            "--facility",
+            "NUR-2",
+            "--url",
+            "https://example.com/moved",
+        ])
+        .await
+        .ok();
+    let row = rows(&updated.stdout, &id);
+    assert_eq!(row.len(), 1, "{updated:#?}");
+    assert!(row[0].contains("https://example.com/moved") && row[0].contains("┆ all"), "{updated:#?}");
+    assert!(row[0].contains("NUR-2") && !updated.stdout.contains("NUR-1"), "{updated:#?}");
+
+    // A facility the user cannot access: exit 1, the contract's 400 body on stderr, nothing
+    // created or changed.
+    let expected = json!({
+        "message": ["facilities must only contain facilities you have access to: NUR-9"],
+        "error": "Bad Request",
+        "statusCode": 400
+    });
+    let create_denied = [
+        "facility",
+        "create",
+        "--url",
+        "https://example.com/shifts",
+        "--events",
+        "all",
+        "--facility",
+        "NUR-9",
+    ];
+    let denied = cli.run(&[&["--json"][..], &create_denied[..]].concat()).await;
+    assert_eq!(denied.code, 1, "{denied:#?}");
+    assert_eq!(denied.stdout, "");
+    assert_eq!(denied.stderr_json(), expected);
+    let denied = cli.run(&create_denied).await;
+    assert_eq!(denied.code, 1, "{denied:#?}");
+    assert_eq!(denied.stderr, readable(&expected.to_string()));
+    assert_eq!(
+        denied.stderr,
+        "error 400 Bad Request:\n  - facilities must only contain facilities you have access to: NUR-9\n"
+    );
+    let denied = cli.run(&["--json", "facility", "update", &id, "--facility", "NUR-1,NUR-9"]).await;
+    assert_eq!(denied.code, 1, "{denied:#?}");
+    assert_eq!(denied.stderr_json(), expected);
+    let list = cli.run(&["--json", "facility", "list"]).await.ok().json();
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "{list:#}");
+    assert_eq!(list["data"][0]["facilities"], json!(["NUR-2"]));
+
+    // delete --json: nothing printed (the answer is an empty 204); then the webhook is gone.
+    let deleted = cli.run(&["--json", "facility", "delete", &id]).await.ok();
+    assert_eq!((deleted.stdout.as_str(), deleted.stderr.as_str()), ("", ""));
+    assert_eq!(cli.run(&["facility", "list"]).await.ok().stdout, "No facility webhooks.\n");
+    assert_eq!(cli.run(&["--json", "facility", "list"]).await.ok().json(), json!({"data": []}));
+    let gone = cli.run(&["facility", "get", &id, "--json"]).await;
+    assert_eq!(gone.code, 1, "{gone:#?}");
+    assert_eq!(gone.stderr_json(), webhooks_e2e::json(&not_found_body()));
+    let gone = cli.run(&["facility", "delete", &id]).await;
+    assert_eq!((gone.code, gone.stderr.as_str()), (1, readable(&not_found_body()).as_str()), "{gone:#?}");
 }

@@ -13,8 +13,9 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::types::{
-    CreateUserWebhookRequestSecretsItem, SearchWebhookLogsSortDirection, UpdateUserWebhookRequestSecretsItem,
-    UserEventType, UserWebhookEvent,
+    CreateUserWebhookRequestSecretsItem, CreateWebhookRequestSecretsItem, EventType, FacilityWebhookEvent,
+    SearchWebhookLogsSortDirection, UpdateUserWebhookRequestSecretsItem, UpdateWebhookRequestSecretsItem,
+    UserWebhookEvent,
 };
 
 /// Where the server is when neither `--base-url` nor `WEBHOOKS_URL` says.
@@ -24,11 +25,20 @@ pub const MAX_SECRETS: usize = crate::contract::CREATE_USER_WEBHOOK_REQUEST_SECR
 /// At most this many `--secret` on `update` (the contract's `maxItems`).
 pub const MAX_UPDATE_SECRETS: usize = crate::contract::UPDATE_USER_WEBHOOK_REQUEST_SECRETS_MAX_ITEMS;
 
+/// At most this many `--secret` on `facility create` (the contract's `maxItems`).
+pub const MAX_FACILITY_SECRETS: usize = crate::contract::CREATE_WEBHOOK_REQUEST_SECRETS_MAX_ITEMS;
+/// At most this many `--secret` on `facility update` (the contract's `maxItems`).
+pub const MAX_FACILITY_UPDATE_SECRETS: usize = crate::contract::UPDATE_WEBHOOK_REQUEST_SECRETS_MAX_ITEMS;
+
 /// Every `UserWebhookEvent` of the contract, as written on the wire.
 pub use crate::contract::USER_WEBHOOK_EVENT as WEBHOOK_EVENTS;
 
-/// Every `UserEventType` of the contract (the webhook events without `all`).
-pub use crate::contract::USER_EVENT_TYPE as EVENT_TYPES;
+/// Every `FacilityWebhookEvent` of the contract (the `shift.*` events and `all`).
+pub use crate::contract::FACILITY_WEBHOOK_EVENT as FACILITY_WEBHOOK_EVENTS;
+
+/// Every `EventType` of the contract: what a log entry can be, user and facility events
+/// (the webhook events without `all`).
+pub use crate::contract::EVENT_TYPE as EVENT_TYPES;
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -45,16 +55,23 @@ Examples:
   webhooks --json get <ID> | jq -r .data.secrets[0]
   webhooks update <ID> --events all --secret new-secret --secret old-secret
   webhooks logs --event-type facility.creation.accepted --start 2026-11-01 --limit 20
-  webhooks delete <ID>";
+  webhooks delete <ID>
 
-/// `webhooks`: manage your User Webhooks from the command line.
+  webhooks facility create --url https://example.com/shifts --events shift.created,shift.cancelled --facility P-123456
+  webhooks facility update <ID> --all-facilities
+  webhooks logs --event-type shift.created --facility P-123456";
+
+/// `webhooks`: manage your User and Facility Webhooks from the command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "webhooks",
     version,
-    about = "Manage User Webhooks (create, list, get, update, delete) and read their delivery log",
-    long_about = "Manage User Webhooks (create, list, get, update, delete) and read their delivery \
-                  log, through the client generated from openapi.yaml.\n\n\
+    about = "Manage User Webhooks (create, list, get, update, delete), Facility Webhooks \
+             (webhooks facility …) and read their delivery log",
+    long_about = "Manage User Webhooks (create, list, get, update, delete), Facility Webhooks \
+                  for the shift events of your facilities (webhooks facility create, list, get, \
+                  update, delete) and read their delivery log, through the client generated from \
+                  openapi.yaml.\n\n\
                   Output is a table by default; --json prints the API's JSON for scripts.",
     after_help = AFTER_HELP
 )]
@@ -120,11 +137,103 @@ pub enum Command {
         /// Id of the webhook
         id: String,
     },
-    /// Search the delivery log of your webhooks, newest first (searchWebhookLogs)
-    #[command(after_help = "Columns: CREATED (when the event was scheduled), EVENT, WEBHOOK (id), STATUS \
-                      (success if any attempt succeeded), HTTP (status of the first attempt, - when \
-                      there was no answer yet or none), RETRIES (attempts after the first).")]
+    /// Search the delivery log of your webhooks, user and facility, newest first (searchWebhookLogs)
+    #[command(after_help = "Columns: CREATED (when the event was scheduled), EVENT, WEBHOOK (id), \
+                      FACILITY (the event's facility, - when it names none), STATUS (success if \
+                      any attempt succeeded), HTTP (status of the first attempt, - when there was \
+                      no answer yet or none), RETRIES (attempts after the first).")]
     Logs(LogsArgs),
+    /// Manage your Facility Webhooks: the shift events of your facilities (create, list, get, update, delete)
+    #[command(subcommand)]
+    Facility(FacilityCommand),
+}
+
+/// The Facility Webhooks subcommands, one operation of the "Facilities webhooks" tag each.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "A facility webhook follows the facilities it names, or, named none, every \
+                  facility you can access, now and later (its answers then list the current ones).")]
+pub enum FacilityCommand {
+    /// Register a facility webhook (createFacilityWebhook); prints it
+    Create(FacilityCreateArgs),
+    /// List your facility webhooks (listFacilityWebhooks)
+    List,
+    /// Show one facility webhook (getFacilityWebhook)
+    Get {
+        /// Id of the facility webhook
+        id: String,
+    },
+    /// Change a facility webhook's URL, events, facilities or secrets; what is not given is kept (updateFacilityWebhook)
+    Update(FacilityUpdateArgs),
+    /// Delete a facility webhook (deleteFacilityWebhook)
+    Delete {
+        /// Id of the facility webhook
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FacilityCreateArgs {
+    /// The HTTPS URL events are sent to
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+
+    /// Shift events to subscribe to: comma-separated or repeated; `all` means every shift event
+    #[arg(
+        long,
+        required = true,
+        value_delimiter = ',',
+        value_parser = facility_webhook_event_parser(),
+        value_name = "EVENT"
+    )]
+    pub events: Vec<FacilityWebhookEvent>,
+
+    /// A facility whose events the webhook receives: comma-separated or repeated. Without it the
+    /// webhook follows every facility you can access
+    #[arg(long = "facility", value_delimiter = ',', value_name = "FACILITY")]
+    pub facilities: Vec<String>,
+
+    /// A signing secret, not empty; repeat for a second one (rotation). Without it the server generates one
+    #[arg(long = "secret", value_name = "SECRET")]
+    pub secrets: Vec<CreateWebhookRequestSecretsItem>,
+}
+
+#[derive(Debug, Args)]
+pub struct FacilityUpdateArgs {
+    /// Id of the facility webhook
+    pub id: String,
+
+    /// A new HTTPS URL; the stored one is kept when absent
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// The new events (replace the stored list): comma-separated or repeated; kept when absent
+    #[arg(long, value_delimiter = ',', value_parser = facility_webhook_event_parser(), value_name = "EVENT")]
+    pub events: Vec<FacilityWebhookEvent>,
+
+    /// The new facilities (replace the stored list): comma-separated or repeated; kept when
+    /// neither this nor --all-facilities is given
+    #[arg(long = "facility", value_delimiter = ',', value_name = "FACILITY")]
+    pub facilities: Vec<String>,
+
+    /// Follow every facility you can access, now and later (sends an empty list)
+    #[arg(long, conflicts_with = "facilities")]
+    pub all_facilities: bool,
+
+    /// New signing secrets, not empty (repeat for a second one); the stored ones are kept when absent
+    #[arg(long = "secret", value_name = "SECRET")]
+    pub secrets: Vec<UpdateWebhookRequestSecretsItem>,
+}
+
+impl FacilityUpdateArgs {
+    /// The `facilities` of the request: `None` keeps the stored list, `Some([])` follows every
+    /// accessible facility.
+    pub fn facilities(&self) -> Option<Vec<String>> {
+        if self.all_facilities {
+            Some(Vec::new())
+        } else {
+            (!self.facilities.is_empty()).then(|| self.facilities.clone())
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -162,13 +271,17 @@ pub struct UpdateArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Only entries of this event type
+    /// Only entries of this event type (a user or a facility event)
     #[arg(long, value_parser = event_type_parser(), value_name = "TYPE")]
-    pub event_type: Option<UserEventType>,
+    pub event_type: Option<EventType>,
 
     /// Only entries of this webhook
     #[arg(long = "webhook", value_name = "ID")]
     pub webhook_id: Option<String>,
+
+    /// Only entries whose event names one of these facilities: comma-separated or repeated
+    #[arg(long = "facility", value_delimiter = ',', value_name = "FACILITY")]
+    pub facilities: Vec<String>,
 
     /// Only entries created at or after this instant: RFC 3339 or YYYY-MM-DD (midnight UTC)
     #[arg(long, value_parser = parse_instant, value_name = "DATE")]
@@ -208,7 +321,8 @@ impl From<Sort> for SearchWebhookLogsSortDirection {
 
 /// Parses the command line (`args[0]` is the program name) and checks what clap cannot
 /// express: a token from `--token` or `WEBHOOKS_TOKEN` (global options cannot be required),
-/// and at most [`MAX_SECRETS`] (or [`MAX_UPDATE_SECRETS`]) secrets.
+/// and at most [`MAX_SECRETS`] (or [`MAX_UPDATE_SECRETS`], [`MAX_FACILITY_SECRETS`],
+/// [`MAX_FACILITY_UPDATE_SECRETS`]) secrets.
 pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
@@ -224,6 +338,8 @@ where
     let (secrets, max) = match &cli.command {
         Command::Create(args) => (args.secrets.len(), MAX_SECRETS),
         Command::Update(args) => (args.secrets.len(), MAX_UPDATE_SECRETS),
+        Command::Facility(FacilityCommand::Create(args)) => (args.secrets.len(), MAX_FACILITY_SECRETS),
+        Command::Facility(FacilityCommand::Update(args)) => (args.secrets.len(), MAX_FACILITY_UPDATE_SECRETS),
         _ => (0, 0),
     };
     if secrets > max {
@@ -239,8 +355,12 @@ fn webhook_event_parser() -> impl TypedValueParser<Value = UserWebhookEvent> {
     PossibleValuesParser::new(WEBHOOK_EVENTS).try_map(|name| name.parse::<UserWebhookEvent>())
 }
 
-fn event_type_parser() -> impl TypedValueParser<Value = UserEventType> {
-    PossibleValuesParser::new(EVENT_TYPES).try_map(|name| name.parse::<UserEventType>())
+fn facility_webhook_event_parser() -> impl TypedValueParser<Value = FacilityWebhookEvent> {
+    PossibleValuesParser::new(FACILITY_WEBHOOK_EVENTS).try_map(|name| name.parse::<FacilityWebhookEvent>())
+}
+
+fn event_type_parser() -> impl TypedValueParser<Value = EventType> {
+    PossibleValuesParser::new(EVENT_TYPES).try_map(|name| name.parse::<EventType>())
 }
 
 /// An `http` or `https` URL with a host and no query or fragment; trailing `/` removed (the
@@ -303,8 +423,18 @@ mod tests {
             assert_eq!(event.to_string(), name);
         }
         for name in EVENT_TYPES {
-            let event: UserEventType = name.parse().expect("an event type");
+            let event: EventType = name.parse().expect("an event type");
             assert_eq!(event.to_string(), name);
+        }
+        assert_eq!(MAX_FACILITY_SECRETS, 2);
+        assert_eq!(MAX_FACILITY_UPDATE_SECRETS, 2);
+        for name in FACILITY_WEBHOOK_EVENTS {
+            let event: FacilityWebhookEvent = name.parse().expect("a facility webhook event");
+            assert_eq!(event.to_string(), name);
+        }
+        // A log entry is of a user or a facility event type.
+        for name in crate::contract::USER_EVENT_TYPE.iter().chain(&crate::contract::FACILITY_EVENT_TYPE) {
+            assert!(EVENT_TYPES.contains(name), "{name}");
         }
     }
 
@@ -370,6 +500,172 @@ mod tests {
     }
 
     #[test]
+    fn facility_create_takes_shift_events_facilities_and_secrets() {
+        let cli = parse_ok(&[
+            "facility",
+            "create",
+            "--url",
+            "https://example.com/shifts",
+            "--events",
+            "shift.created,shift.cancelled",
+            "--events",
+            "all",
+            "--facility",
+            "P-1,P-2",
+            "--facility",
+            "P-3",
+            "--secret",
+            "s1",
+            "--secret",
+            "s2",
+        ]);
+        let Command::Facility(FacilityCommand::Create(args)) = cli.command else {
+            panic!("facility create: {:?}", cli.command)
+        };
+        assert_eq!(args.url, "https://example.com/shifts");
+        assert_eq!(
+            args.events,
+            [
+                FacilityWebhookEvent::ShiftCreated,
+                FacilityWebhookEvent::ShiftCancelled,
+                FacilityWebhookEvent::All
+            ]
+        );
+        assert_eq!(args.facilities, ["P-1", "P-2", "P-3"]);
+        assert_eq!(args.secrets.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["s1", "s2"]);
+
+        // No --facility: none sent, the webhook follows every accessible facility.
+        let cli =
+            parse_ok(&["facility", "create", "--url", "https://x", "--events", "shift.report.accepted"]);
+        let Command::Facility(FacilityCommand::Create(args)) = cli.command else { panic!("facility create") };
+        assert!(args.facilities.is_empty());
+        assert!(args.secrets.is_empty());
+    }
+
+    #[test]
+    fn facility_events_are_checked_against_the_contract() {
+        // A user event is not a facility event, and the reverse.
+        let e = parse_err(&[
+            "facility",
+            "create",
+            "--url",
+            "https://x",
+            "--events",
+            "facility.creation.accepted",
+        ]);
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::InvalidValue, 2));
+        assert!(e.to_string().contains("shift.report.accepted-automatically"), "{e}");
+        let e = parse_err(&["create", "--url", "https://x", "--events", "shift.created"]);
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        let e = parse_err(&["facility", "update", "id-1", "--events", "shift.nope"]);
+        assert_eq!(e.kind(), ErrorKind::InvalidValue);
+        // Required on create only: an update keeps what it is not given.
+        let e = parse_err(&["facility", "create", "--url", "https://x"]);
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = parse_err(&["facility", "create", "--events", "all"]);
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        // An empty secret is refused by the contract's items, as for user webhooks.
+        let e = parse_err(&["facility", "create", "--url", "https://x", "--events", "all", "--secret", ""]);
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        let e = parse_err(&["facility", "update", "id-1", "--secret", ""]);
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn facility_secrets_are_limited_by_the_contract() {
+        let three = ["--secret", "a", "--secret", "b", "--secret", "c"];
+        let create = ["facility", "create", "--url", "https://x", "--events", "all"];
+        let e = parse_err(&[&create[..], &three[..]].concat());
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::TooManyValues, 2));
+        assert!(e.to_string().contains("at most 2 secrets"), "{e}");
+        let e = parse_err(&[&["facility", "update", "id-1"][..], &three[..]].concat());
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::TooManyValues, 2));
+        parse_ok(&[&create[..], &three[..4]].concat());
+    }
+
+    #[test]
+    fn facility_update_keeps_what_is_not_given() {
+        let cli = parse_ok(&["facility", "update", "id-1"]);
+        let Command::Facility(FacilityCommand::Update(args)) = cli.command else { panic!("facility update") };
+        assert_eq!(args.id, "id-1");
+        assert_eq!(
+            (args.url.as_deref(), args.events.is_empty(), args.secrets.is_empty()),
+            (None, true, true)
+        );
+        assert_eq!(args.facilities(), None);
+
+        let cli = parse_ok(&[
+            "facility",
+            "update",
+            "id-1",
+            "--url",
+            "https://example.com/moved",
+            "--events",
+            "shift.scheduled",
+            "--facility",
+            "P-1",
+            "--secret",
+            "new",
+        ]);
+        let Command::Facility(FacilityCommand::Update(args)) = cli.command else { panic!("facility update") };
+        assert_eq!(args.url.as_deref(), Some("https://example.com/moved"));
+        assert_eq!(args.events, [FacilityWebhookEvent::ShiftScheduled]);
+        assert_eq!(args.facilities(), Some(vec!["P-1".to_owned()]));
+        assert_eq!(args.secrets.len(), 1);
+
+        // --all-facilities sends an empty list: follow every accessible facility.
+        let cli = parse_ok(&["facility", "update", "id-1", "--all-facilities"]);
+        let Command::Facility(FacilityCommand::Update(args)) = cli.command else { panic!("facility update") };
+        assert_eq!(args.facilities(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn all_facilities_conflicts_with_facility() {
+        let e = parse_err(&["facility", "update", "id-1", "--all-facilities", "--facility", "P-1"]);
+        assert_eq!((e.kind(), e.exit_code()), (ErrorKind::ArgumentConflict, 2));
+        // Only update has it: a new webhook without --facility already follows all.
+        let e =
+            parse_err(&["facility", "create", "--url", "https://x", "--events", "all", "--all-facilities"]);
+        assert_eq!(e.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn facility_list_get_and_delete_take_an_id_where_needed() {
+        assert!(matches!(parse_ok(&["facility", "list"]).command, Command::Facility(FacilityCommand::List)));
+        let cli = parse_ok(&["facility", "get", "id-1", "--json"]);
+        assert!(cli.global.json);
+        assert!(matches!(cli.command, Command::Facility(FacilityCommand::Get { id }) if id == "id-1"));
+        let cli = parse_ok(&["facility", "delete", "id-2"]);
+        assert!(matches!(cli.command, Command::Facility(FacilityCommand::Delete { id }) if id == "id-2"));
+        assert_eq!(parse_err(&["facility", "get"]).kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(parse_err(&["facility"]).exit_code(), 2);
+    }
+
+    #[test]
+    fn logs_take_facility_event_types_and_facilities() {
+        let cli = parse_ok(&[
+            "logs",
+            "--event-type",
+            "shift.report.accepted-automatically",
+            "--facility",
+            "P-1,P-2",
+            "--facility",
+            "P-3",
+        ]);
+        let Command::Logs(args) = cli.command else { panic!("logs") };
+        assert_eq!(args.event_type, Some(EventType::ShiftReportAcceptedAutomatically));
+        assert_eq!(args.facilities, ["P-1", "P-2", "P-3"]);
+        // Every event type of the contract, user and facility, is accepted.
+        for name in EVENT_TYPES {
+            let Command::Logs(args) = parse_ok(&["logs", "--event-type", name]).command else {
+                panic!("logs")
+            };
+            assert_eq!(args.event_type.map(|t| t.to_string()).as_deref(), Some(name));
+        }
+        assert_eq!(parse_err(&["logs", "--event-type", "shift.nope"]).kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
     fn the_url_is_left_to_the_server() {
         let cli = parse_ok(&["create", "--url", "http://x", "--events", "all"]);
         let Command::Create(args) = cli.command else { panic!("create") };
@@ -405,8 +701,9 @@ mod tests {
             "asc",
         ]);
         let Command::Logs(args) = cli.command else { panic!("logs") };
-        assert_eq!(args.event_type, Some(UserEventType::FacilityCreationRejected));
+        assert_eq!(args.event_type, Some(EventType::FacilityCreationRejected));
         assert_eq!(args.webhook_id.as_deref(), Some("w-1"));
+        assert!(args.facilities.is_empty());
         assert_eq!(args.start.map(|d| d.to_rfc3339()), Some("2026-11-01T00:00:00+00:00".to_owned()));
         assert_eq!(args.end.map(|d| d.to_rfc3339()), Some("2026-11-30T11:00:00+00:00".to_owned()));
         assert_eq!(args.limit, Some(20));
@@ -460,5 +757,7 @@ mod tests {
         assert!(help.contains("Exit codes:"), "{help}");
         assert!(help.contains("WEBHOOKS_TOKEN"), "{help}");
         assert!(help.contains("{\"data\": …}"), "{help}");
+        assert!(help.contains("facility"), "{help}");
+        assert!(help.contains("--all-facilities"), "{help}");
     }
 }

@@ -1,5 +1,6 @@
 //! The `webhooks` command-line tool, built on the generated client: `create`, `list`, `get`,
-//! `update`, `delete` and `logs`, with readable tables by default and `--json` for scripts.
+//! `update`, `delete` for user webhooks, the same under `facility` for facility webhooks, and
+//! `logs` for both, with readable tables by default and `--json` for scripts.
 //! `webhooks --help` documents options, environment variables and exit codes.
 //!
 //! Exit codes ([`error`]): 0 success; 1 the API answered with an error (its body is printed on
@@ -96,7 +97,14 @@ mod tests {
         assert_eq!(code, 0);
         assert!(out.contains("Usage: webhooks"), "{out}");
         assert!(out.contains("logs"), "{out}");
+        assert!(out.contains("facility"), "{out}");
         assert_eq!(err, "");
+
+        let (code, out, _) = run_capture(&["webhooks", "facility", "--help"]);
+        assert_eq!(code, 0);
+        for command in ["create", "list", "get", "update", "delete"] {
+            assert!(out.contains(&format!("  {command} ")), "{command}: {out}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use comfy_table::Table;
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody, Failure};
-use crate::types::{UserWebhook, WebhookLog};
+use crate::types::{FacilityWebhook, UserWebhook, WebhookLog};
 
 /// How many trailing characters of a secret a table shows unless `--show-secrets`.
 pub const VISIBLE_SECRET_CHARS: usize = 4;
@@ -39,18 +39,55 @@ pub fn webhooks_table(webhooks: &[UserWebhook], show_secrets: bool) -> String {
     let mut table = Table::new();
     table.load_style(UTF8_FULL).set_header(["ID", "URL", "EVENTS", "SECRETS"]);
     for webhook in webhooks {
-        let events: Vec<String> = webhook.events.iter().map(ToString::to_string).collect();
-        let secrets: Vec<String> = webhook
-            .secrets
-            .iter()
-            .map(|secret| if show_secrets { secret.clone() } else { mask_secret(secret) })
-            .collect();
-        table.add_row([webhook.id.clone(), webhook.url.clone(), events.join("\n"), secrets.join("\n")]);
+        table.add_row([
+            webhook.id.clone(),
+            webhook.url.clone(),
+            lines(&webhook.events),
+            secrets_cell(&webhook.secrets, show_secrets),
+        ]);
     }
     format!("{}\n", table.trim_fmt())
 }
 
-/// CREATED | EVENT | WEBHOOK | STATUS | HTTP | RETRIES; a sentence instead when there are none.
+/// ID | URL | EVENTS | FACILITIES | SECRETS, one event, facility and secret per line in their
+/// cells (`-` for no facility); a sentence instead when there are none.
+pub fn facility_webhooks_table(webhooks: &[FacilityWebhook], show_secrets: bool) -> String {
+    if webhooks.is_empty() {
+        return "No facility webhooks.\n".to_owned();
+    }
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL).set_header(["ID", "URL", "EVENTS", "FACILITIES", "SECRETS"]);
+    for webhook in webhooks {
+        // A webhook following every facility of a user who has none answers an empty list.
+        let facilities =
+            if webhook.facilities.is_empty() { "-".to_owned() } else { lines(&webhook.facilities) };
+        table.add_row([
+            webhook.id.clone(),
+            webhook.url.clone(),
+            lines(&webhook.events),
+            facilities,
+            secrets_cell(&webhook.secrets, show_secrets),
+        ]);
+    }
+    format!("{}\n", table.trim_fmt())
+}
+
+/// One value per line.
+fn lines<T: ToString>(values: &[T]) -> String {
+    values.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// One secret per line, masked unless `show_secrets`.
+fn secrets_cell(secrets: &[String], show_secrets: bool) -> String {
+    secrets
+        .iter()
+        .map(|secret| if show_secrets { secret.clone() } else { mask_secret(secret) })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// CREATED | EVENT | WEBHOOK | FACILITY | STATUS | HTTP | RETRIES (FACILITY `-` when the event
+/// names none); a sentence instead when there are none.
 pub fn logs_table(logs: &[WebhookLog]) -> String {
     if logs.is_empty() {
         return "No log entries.\n".to_owned();
@@ -58,12 +95,13 @@ pub fn logs_table(logs: &[WebhookLog]) -> String {
     let mut table = Table::new();
     table
         .load_style(UTF8_FULL_CONDENSED)
-        .set_header(["CREATED", "EVENT", "WEBHOOK", "STATUS", "HTTP", "RETRIES"]);
+        .set_header(["CREATED", "EVENT", "WEBHOOK", "FACILITY", "STATUS", "HTTP", "RETRIES"]);
     for log in logs {
         table.add_row([
             log.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
             log.event_type.to_string(),
             log.webhook_id.clone(),
+            log.facility_id.clone().unwrap_or_else(|| "-".to_owned()),
             log.status.to_string(),
             log.response_status.map_or_else(|| "-".to_owned(), |status| status.to_string()),
             log.retries.len().to_string(),
@@ -145,7 +183,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::types::{UserEventType, UserWebhookEvent, WebhookLogRetry, WebhookLogStatus};
+    use crate::types::{
+        EventType, FacilityWebhookEvent, UserWebhookEvent, WebhookLogRetry, WebhookLogStatus,
+    };
 
     fn webhook(id: &str, secrets: &[&str]) -> UserWebhook {
         UserWebhook {
@@ -202,6 +242,7 @@ mod tests {
     #[test]
     fn empty_lists_print_a_sentence() {
         assert_eq!(webhooks_table(&[], false), "No webhooks.\n");
+        assert_eq!(facility_webhooks_table(&[], false), "No facility webhooks.\n");
         assert_eq!(logs_table(&[]), "No log entries.\n");
     }
 
@@ -211,7 +252,8 @@ mod tests {
         let log = |status: Option<i64>, retries: usize, outcome| WebhookLog {
             created_at: at("2026-11-26T10:00:00.123Z"),
             event_id: "evt-1".into(),
-            event_type: UserEventType::FacilityCreationAccepted,
+            event_type: EventType::FacilityCreationAccepted,
+            facility_id: None,
             id: "log-1".into(),
             request_payload: serde_json::Map::new(),
             response_body: String::new(),
@@ -235,12 +277,75 @@ mod tests {
         assert_eq!(
             table,
             "\
-┌──────────────────────┬────────────────────────────┬──────────┬─────────┬──────┬─────────┐
-│ CREATED              ┆ EVENT                      ┆ WEBHOOK  ┆ STATUS  ┆ HTTP ┆ RETRIES │
-╞══════════════════════╪════════════════════════════╪══════════╪═════════╪══════╪═════════╡
-│ 2026-11-26T10:00:00Z ┆ facility.creation.accepted ┆ fb656bc5 ┆ success ┆ 500  ┆ 2       │
-│ 2026-11-26T10:00:00Z ┆ facility.creation.accepted ┆ fb656bc5 ┆ failure ┆ -    ┆ 0       │
-└──────────────────────┴────────────────────────────┴──────────┴─────────┴──────┴─────────┘
+┌──────────────────────┬────────────────────────────┬──────────┬──────────┬─────────┬──────┬─────────┐
+│ CREATED              ┆ EVENT                      ┆ WEBHOOK  ┆ FACILITY ┆ STATUS  ┆ HTTP ┆ RETRIES │
+╞══════════════════════╪════════════════════════════╪══════════╪══════════╪═════════╪══════╪═════════╡
+│ 2026-11-26T10:00:00Z ┆ facility.creation.accepted ┆ fb656bc5 ┆ -        ┆ success ┆ 500  ┆ 2       │
+│ 2026-11-26T10:00:00Z ┆ facility.creation.accepted ┆ fb656bc5 ┆ -        ┆ failure ┆ -    ┆ 0       │
+└──────────────────────┴────────────────────────────┴──────────┴──────────┴─────────┴──────┴─────────┘
+"
+        );
+    }
+
+    fn facility_webhook(id: &str, facilities: &[&str]) -> FacilityWebhook {
+        FacilityWebhook {
+            client_id: "client-a".into(),
+            events: vec![
+                FacilityWebhookEvent::ShiftCreated,
+                FacilityWebhookEvent::ShiftReportAcceptedAutomatically,
+            ],
+            facilities: facilities.iter().map(|f| (*f).to_owned()).collect(),
+            id: id.into(),
+            secrets: vec!["first-secret-1234".into()],
+            url: "https://example.com/shifts".into(),
+        }
+    }
+
+    #[test]
+    fn a_facility_webhook_table_lists_its_facilities() {
+        let table = facility_webhooks_table(&[facility_webhook("9a1c", &["NUR-1", "NUR-2"])], false);
+        assert_eq!(
+            table,
+            "\
+┌──────┬────────────────────────────┬─────────────────────────────────────┬────────────┬──────────┐
+│ ID   ┆ URL                        ┆ EVENTS                              ┆ FACILITIES ┆ SECRETS  │
+╞══════╪════════════════════════════╪═════════════════════════════════════╪════════════╪══════════╡
+│ 9a1c ┆ https://example.com/shifts ┆ shift.created                       ┆ NUR-1      ┆ ****1234 │
+│      ┆                            ┆ shift.report.accepted-automatically ┆ NUR-2      ┆          │
+└──────┴────────────────────────────┴─────────────────────────────────────┴────────────┴──────────┘
+"
+        );
+        let shown = facility_webhooks_table(&[facility_webhook("9a1c", &[])], true);
+        assert!(shown.contains("first-secret-1234"), "{shown}");
+        // No facility (a user who can access none): a dash.
+        let row: Vec<&str> = shown.lines().filter(|l| l.contains("9a1c")).collect();
+        assert!(row[0].contains("┆ -  "), "{shown}");
+    }
+
+    #[test]
+    fn a_log_table_shows_the_facility_of_the_event() {
+        let entry = WebhookLog {
+            created_at: "2026-11-26T10:00:00Z".parse().expect("an RFC 3339 instant"),
+            event_id: "evt-2".into(),
+            event_type: EventType::ShiftCreated,
+            facility_id: Some("NUR-1".into()),
+            id: "log-2".into(),
+            request_payload: serde_json::Map::new(),
+            response_body: "OK".into(),
+            response_status: Some(200),
+            retries: Vec::new(),
+            status: WebhookLogStatus::Success,
+            url: "https://example.com/shifts".into(),
+            webhook_id: "9a1c".into(),
+        };
+        assert_eq!(
+            logs_table(&[entry]),
+            "\
+┌──────────────────────┬───────────────┬─────────┬──────────┬─────────┬──────┬─────────┐
+│ CREATED              ┆ EVENT         ┆ WEBHOOK ┆ FACILITY ┆ STATUS  ┆ HTTP ┆ RETRIES │
+╞══════════════════════╪═══════════════╪═════════╪══════════╪═════════╪══════╪═════════╡
+│ 2026-11-26T10:00:00Z ┆ shift.created ┆ 9a1c    ┆ NUR-1    ┆ success ┆ 200  ┆ 0       │
+└──────────────────────┴───────────────┴─────────┴──────────┴─────────┴──────┴─────────┘
 "
         );
     }
