@@ -25,7 +25,7 @@ python_client() {
   # ruff (a dependency of openapi-python-client) formats the output; it must be on PATH.
   (cd "$ECO" && PATH="$VENV/bin:$PATH" openapi-python-client generate --path "$SPEC" \
     --output-path "$GEN/python-client" --overwrite)
-  echo "python: $GEN/python-client (package user_webhooks_api_client)"
+  echo "python: $GEN/python-client (package webhooks_api_client)"
 }
 
 typescript_client() {

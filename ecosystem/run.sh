@@ -131,8 +131,12 @@ start_server() {
     sleep 0.1
   done
   [ -n "$BASE_URL" ] || { cat "$WORK/server.log"; echo "the server did not come up" >&2; return 1; }
-  # One token with the publish scope serves every operation (its role is FACILITY_USER).
-  TOKEN_ALL="$("$BIN" --data-dir "$WORK/data" token --client-id ecosystem --sub schemathesis --scope events:publish | tail -1)"
+  # One token with the internal scopes serves every operation (its role is FACILITY_USER).
+  TOKEN_ALL="$("$BIN" --data-dir "$WORK/data" token --client-id ecosystem --sub schemathesis \
+    --scope events:publish --scope facilities:write | tail -1)"
+  # The clients' user (every client's token below is of user-1) can access two facilities, for
+  # the facility webhook round trips.
+  "$BIN" --data-dir "$WORK/data" grant --user user-1 --facility NUR-1 --facility NUR-2 >/dev/null
   export BASE_URL BIN WORK TOKEN_ALL
   echo "server: $BASE_URL (pid $SERVER_PID, data in $WORK), ready in $(($(now) - t)) s"
 }

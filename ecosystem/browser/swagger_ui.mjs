@@ -76,6 +76,11 @@ try {
   const title = (await page.locator(".info .title").first().textContent()) ?? "";
   assert.ok(title.includes(spec.info.title), `page title ${JSON.stringify(title)}`);
   console.log(`swagger ui: ok: the page lists all ${expected.length} operations of the spec`);
+  const tags = await page.$$eval(".opblock-tag", (sections) => sections.map((t) => t.getAttribute("data-tag")));
+  for (const tag of ["User Webhooks", "Facilities webhooks"]) {
+    assert.ok(tags.includes(tag), `the page has no section for the tag ${tag}: ${JSON.stringify(tags)}`);
+  }
+  console.log(`swagger ui: ok: both webhook tags have their section (${tags.join(", ")})`);
   await page.screenshot({ path: join(OUT_DIR, "swagger-ui-overview.png") });
 
   // 2. Authorize with the bearer token.
@@ -89,27 +94,35 @@ try {
   assert.ok(await page.locator(".auth-wrapper .btn.authorize.locked").count(), "the Authorize button shows no lock");
   console.log("swagger ui: ok: authorized with a bearer token");
 
-  // 3. createUserWebhook: expand, Try it out, fill, Execute.
-  const create = expected.find((op) => op.operationId === "createUserWebhook");
-  const block = page.locator(`.opblock[id$="-${create.operationId}"]`);
-  await block.locator(".opblock-summary").first().click();
-  const tryOut = block.locator(".try-out__btn");
-  await tryOut.waitFor();
-  if (((await tryOut.textContent()) ?? "").trim() === "Try it out") await tryOut.click();
-  const body = JSON.stringify(
-    { url: "https://example.com/from-swagger-ui", events: ["facility.creation.accepted"] },
-    null,
-    2,
+  // 3. Each resource's create: expand, Try it out, fill, Execute.
+  const tryItOut = async (operationId, request, shown) => {
+    const block = page.locator(`.opblock[id$="-${operationId}"]`);
+    await block.locator(".opblock-summary").first().click();
+    const tryOut = block.locator(".try-out__btn");
+    await tryOut.waitFor();
+    if (((await tryOut.textContent()) ?? "").trim() === "Try it out") await tryOut.click();
+    await block.locator("textarea.body-param__text").fill(JSON.stringify(request, null, 2));
+    await block.locator("button.execute").click();
+    const status = block.locator(".live-responses-table .response .response-col_status").first();
+    await status.waitFor({ timeout: 30_000 });
+    const code = ((await status.textContent()) ?? "").trim();
+    assert.match(code, /^201\b/, `${operationId}: live response status cell: ${JSON.stringify(code)}`);
+    const responseBody = (await block.locator(".live-responses-table .response-col_description pre").first().textContent()) ?? "";
+    assert.match(responseBody, shown, `${operationId}: the live response body shows the created webhook`);
+    console.log(`swagger ui: ok: Try it out on ${operationId} answered ${code}`);
+    return block;
+  };
+  // The facility one follows every facility its user can access (run.sh grants NUR-1, NUR-2).
+  await tryItOut(
+    "createFacilityWebhook",
+    { url: "https://example.com/shifts-from-swagger-ui", events: ["shift.created"] },
+    /NUR-1/,
   );
-  await block.locator("textarea.body-param__text").fill(body);
-  await block.locator("button.execute").click();
-  const status = block.locator(".live-responses-table .response .response-col_status").first();
-  await status.waitFor({ timeout: 30_000 });
-  const code = ((await status.textContent()) ?? "").trim();
-  assert.match(code, /^201\b/, `live response status cell: ${JSON.stringify(code)}`);
-  const responseBody = (await block.locator(".live-responses-table .response-col_description pre").first().textContent()) ?? "";
-  assert.match(responseBody, /from-swagger-ui/, "the live response body shows the created webhook");
-  console.log(`swagger ui: ok: Try it out on ${create.operationId} answered ${code}`);
+  const block = await tryItOut(
+    "createUserWebhook",
+    { url: "https://example.com/from-swagger-ui", events: ["facility.creation.accepted"] },
+    /from-swagger-ui/,
+  );
   await block.locator(".live-responses-table").first().scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(OUT_DIR, "swagger-ui.png") });
   await page.screenshot({ path: join(OUT_DIR, "swagger-ui-full.png"), fullPage: true });

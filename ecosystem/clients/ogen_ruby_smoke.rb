@@ -4,7 +4,8 @@
 # Loads every file of the generated gem (proof it is valid Ruby against Debian's ruby-typhoeus),
 # then drives the live server: create, list, get, update, delete, and a 400 whose body the
 # client's own `BadRequestError` model deserialises, its `message` through the generated
-# oneOf (array of strings | string). Environment: BASE_URL, TOKEN; the gem's lib/ on -I.
+# oneOf (array of strings | string); then a facility webhook round trip (the token's user can
+# access NUR-1 and NUR-2). Environment: BASE_URL, TOKEN; the gem's lib/ on -I.
 
 require 'json'
 require 'uri'
@@ -62,5 +63,18 @@ end
 
 api.delete_user_webhook(hook.id)
 check(api.list_user_webhooks.data.none? { |w| w.id == hook.id }, 'delete -> 204, gone from the list')
+
+facilities_api = WebhooksOgen::FacilitiesWebhooksApi.new(WebhooksOgen::ApiClient.new(config))
+shift = WebhooksOgen::FacilityWebhookEvent
+fhook = facilities_api.create_facility_webhook(
+  WebhooksOgen::CreateWebhookRequest.new(url: 'https://example.com/ruby-shifts', events: [shift::SHIFT_CREATED])
+).data
+check(fhook.is_a?(WebhooksOgen::FacilityWebhook) && fhook.facilities.sort == %w[NUR-1 NUR-2],
+      'facility create without facilities follows every accessible one')
+check(facilities_api.get_facility_webhook(fhook.id).data.id == fhook.id, 'facility get -> 200')
+narrowed = facilities_api.update_facility_webhook(fhook.id, WebhooksOgen::UpdateWebhookRequest.new(facilities: ['NUR-1']))
+check(narrowed.data.facilities == ['NUR-1'], 'facility update -> 200, one facility')
+facilities_api.delete_facility_webhook(fhook.id)
+check(facilities_api.list_facility_webhooks.data.none? { |w| w.id == fhook.id }, 'facility delete -> 204, gone')
 
 puts 'openapi-generator ruby client: PASS'
