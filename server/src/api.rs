@@ -15,8 +15,8 @@ use crate::auth::{Authenticator, Principal};
 use crate::error::{self, Internal};
 use crate::ratelimit::{RateLimiter, RetryAfter};
 use crate::store::{
-    DeliveryStore, LogEntry, LogQuery, NewEvent, NewWebhook, Owner, Store, Webhook, WebhookStore,
-    WebhookUpdate,
+    DeliveryStore, LogEntry, LogQuery, NewEvent, NewWebhook, Owner, Store, Webhook, WebhookKind,
+    WebhookStore, WebhookUpdate,
 };
 
 /// Length of a generated webhook secret (`[A-Za-z0-9]`).
@@ -97,7 +97,13 @@ impl Api for WebhooksApi {
             Some(secrets) if !secrets.is_empty() => secrets.into_iter().map(String::from).collect(),
             _ => vec![generate_secret()],
         };
-        let new = NewWebhook { url: body.url, events: event_names(&body.events), secrets };
+        let new = NewWebhook {
+            url: body.url,
+            events: event_names(&body.events),
+            secrets,
+            kind: WebhookKind::User,
+            facilities: None,
+        };
         let limit = self.max_webhooks_per_owner;
         Ok(match self.store.create(&principal.into(), new, limit).await? {
             Some(webhook) => responses::CreateUserWebhook::Created(types::CreateUserWebhookResponse {
@@ -111,7 +117,7 @@ impl Api for WebhooksApi {
         &self,
         principal: Principal,
     ) -> Result<responses::ListUserWebhooks, Internal> {
-        let webhooks = self.store.list(&principal.into()).await?;
+        let webhooks = self.store.list(&principal.into(), WebhookKind::User).await?;
         let data = webhooks.into_iter().map(to_contract).collect::<Result<_, _>>()?;
         Ok(responses::ListUserWebhooks::Ok(types::ListUserWebhooksResponse { data }))
     }
@@ -121,7 +127,7 @@ impl Api for WebhooksApi {
         principal: Principal,
         webhook_id: String,
     ) -> Result<responses::GetUserWebhook, Internal> {
-        Ok(match self.store.get(&principal.into(), &webhook_id).await? {
+        Ok(match self.store.get(&principal.into(), WebhookKind::User, &webhook_id).await? {
             Some(w) => responses::GetUserWebhook::Ok(types::GetUserWebhookResponse { data: to_contract(w)? }),
             None => responses::GetUserWebhook::NotFound(error::webhook_not_found()),
         })
@@ -135,13 +141,14 @@ impl Api for WebhooksApi {
     ) -> Result<responses::UpdateUserWebhook, Internal> {
         let update = WebhookUpdate {
             url: body.url,
-            events: event_names(&body.events),
+            events: Some(event_names(&body.events)),
             secrets: body
                 .secrets
                 .filter(|s| !s.is_empty())
                 .map(|s| s.into_iter().map(String::from).collect()),
+            facilities: None,
         };
-        Ok(match self.store.update(&principal.into(), &webhook_id, update).await? {
+        Ok(match self.store.update(&principal.into(), WebhookKind::User, &webhook_id, update).await? {
             Some(w) => {
                 responses::UpdateUserWebhook::Ok(types::UpdateUserWebhookResponse { data: to_contract(w)? })
             }
@@ -167,7 +174,9 @@ impl Api for WebhooksApi {
                 id: body.id.map(String::from),
                 event_type: body.event_type.to_string(),
                 user_id: String::from(body.user_id),
+                facility_id: crate::store::facility_of(&body.data),
                 data: body.data,
+                audience: WebhookKind::User,
             })
             .await?;
         if published.deliveries > 0 && !published.duplicate {
@@ -209,6 +218,7 @@ impl Api for WebhooksApi {
             start_ms,
             end_ms,
             webhook_id: query.webhook_id,
+            facility_ids: Vec::new(),
             limit: query.limit,
             offset: query.offset,
             ascending: query.sort_direction == SearchWebhookLogsSortDirection::Asc,
@@ -246,7 +256,7 @@ impl Api for WebhooksApi {
         principal: Principal,
         webhook_id: String,
     ) -> Result<responses::DeleteUserWebhook, Internal> {
-        Ok(if self.store.delete(&principal.into(), &webhook_id).await? {
+        Ok(if self.store.delete(&principal.into(), WebhookKind::User, &webhook_id).await? {
             responses::DeleteUserWebhook::NoContent
         } else {
             responses::DeleteUserWebhook::NotFound(error::webhook_not_found())

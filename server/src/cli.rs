@@ -16,7 +16,7 @@ use crate::api::data_errors;
 use crate::app::{open_store, worker, App};
 use crate::auth::Authenticator;
 use crate::config::{Cli, Command, LogFormat, PublishArgs, Settings};
-use crate::store::{DeliveryStore, NewEvent};
+use crate::store::{facility_of, DeliveryStore, NewEvent, WebhookKind};
 
 pub async fn main() -> anyhow::Result<()> {
     let cli = match Cli::load(std::env::args_os()) {
@@ -76,7 +76,9 @@ async fn publish(settings: Settings, args: PublishArgs) -> anyhow::Result<()> {
             id: args.id,
             event_type: event_type.to_string(),
             user_id: args.user,
+            facility_id: facility_of(&data),
             data,
+            audience: WebhookKind::User,
         })
         .await?;
     store.close().await;
