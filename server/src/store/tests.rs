@@ -148,6 +148,8 @@ async fn webhook(store: &Store, client: &str, user: &str, events: &[&str]) -> St
         url: format!("https://{client}.example/hook"),
         events: events.iter().map(|e| e.to_string()).collect(),
         secrets: vec!["s".into()],
+        kind: WebhookKind::User,
+        facilities: None,
     };
     create(store, &owner(client, user), new).await.id
 }
@@ -167,7 +169,9 @@ fn event(id: Option<&str>, event_type: &str, user: &str) -> NewEvent {
         id: id.map(str::to_owned),
         event_type: event_type.into(),
         user_id: user.into(),
+        facility_id: facility_of(&data),
         data,
+        audience: WebhookKind::User,
     }
 }
 
@@ -193,6 +197,7 @@ fn log_query(client: &str, user: &str) -> LogQuery {
         start_ms: None,
         end_ms: None,
         webhook_id: None,
+        facility_ids: Vec::new(),
         limit: 100,
         offset: 0,
         ascending: false,
@@ -207,33 +212,40 @@ async fn crud_is_scoped_to_the_owner(h: &Harness) {
         url: "https://a.example/x".into(),
         events: vec!["all".into()],
         secrets: vec!["s1".into(), "s2".into()],
+        kind: WebhookKind::User,
+        facilities: None,
     };
     let created = create(store, &a, new).await;
-    assert_eq!(store.get(&a, &created.id).await.unwrap().as_ref(), Some(&created));
-    assert_eq!(store.get(&b, &created.id).await.unwrap(), None);
-    assert!(store.list(&b).await.unwrap().is_empty());
-    let update =
-        WebhookUpdate { url: None, events: vec!["facility.creation.accepted".into()], secrets: None };
-    assert_eq!(store.update(&b, &created.id, update.clone()).await.unwrap(), None);
-    let updated = store.update(&a, &created.id, update).await.unwrap().unwrap();
+    assert_eq!(store.get(&a, WebhookKind::User, &created.id).await.unwrap().as_ref(), Some(&created));
+    assert_eq!(store.get(&b, WebhookKind::User, &created.id).await.unwrap(), None);
+    assert!(store.list(&b, WebhookKind::User).await.unwrap().is_empty());
+    let update = WebhookUpdate {
+        url: None,
+        events: Some(vec!["facility.creation.accepted".into()]),
+        secrets: None,
+        facilities: None,
+    };
+    assert_eq!(store.update(&b, WebhookKind::User, &created.id, update.clone()).await.unwrap(), None);
+    let updated = store.update(&a, WebhookKind::User, &created.id, update).await.unwrap().unwrap();
     assert_eq!(updated.url, created.url);
     assert_eq!(updated.secrets, created.secrets);
     assert_eq!(updated.events, ["facility.creation.accepted"]);
     let update = WebhookUpdate {
         url: Some("https://b.example/y".into()),
-        events: vec!["all".into()],
+        events: Some(vec!["all".into()]),
         secrets: Some(vec!["s3".into()]),
+        facilities: None,
     };
-    let updated = store.update(&a, &created.id, update).await.unwrap().unwrap();
+    let updated = store.update(&a, WebhookKind::User, &created.id, update).await.unwrap().unwrap();
     assert_eq!(
         (updated.url.as_str(), updated.secrets.as_slice()),
         ("https://b.example/y", &["s3".to_owned()][..])
     );
-    assert_eq!(store.list(&a).await.unwrap(), [updated]);
-    assert!(!store.delete(&b, &created.id).await.unwrap());
-    assert!(store.delete(&a, &created.id).await.unwrap());
-    assert!(!store.delete(&a, &created.id).await.unwrap());
-    assert!(store.list(&a).await.unwrap().is_empty());
+    assert_eq!(store.list(&a, WebhookKind::User).await.unwrap(), [updated]);
+    assert!(!store.delete(&b, WebhookKind::User, &created.id).await.unwrap());
+    assert!(store.delete(&a, WebhookKind::User, &created.id).await.unwrap());
+    assert!(!store.delete(&a, WebhookKind::User, &created.id).await.unwrap());
+    assert!(store.list(&a, WebhookKind::User).await.unwrap().is_empty());
 }
 
 async fn lists_are_in_creation_order(h: &Harness) {
@@ -245,10 +257,16 @@ async fn lists_are_in_creation_order(h: &Harness) {
             webhook(&h.store, "c1", "u2", &["all"]).await;
         }
     }
-    let listed: Vec<String> =
-        h.store.list(&owner("c1", "u1")).await.unwrap().into_iter().map(|w| w.id).collect();
+    let listed: Vec<String> = h
+        .store
+        .list(&owner("c1", "u1"), WebhookKind::User)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
     assert_eq!(listed, ids);
-    assert_eq!(h.store.list(&owner("c1", "u2")).await.unwrap().len(), 4);
+    assert_eq!(h.store.list(&owner("c1", "u2"), WebhookKind::User).await.unwrap().len(), 4);
 }
 
 /// Lists are served from memory between writes on SQLite: after each write, the store's list
@@ -258,10 +276,10 @@ async fn lists_follow_every_write_and_match_a_fresh_reader(h: &Harness) {
     let a_ref = &a;
     let check = |step: &'static str| async move {
         let a = a_ref;
-        let ours = h.store.list(a).await.unwrap();
+        let ours = h.store.list(a, WebhookKind::User).await.unwrap();
         // Twice: the second may come from the cache and must be the same.
-        assert_eq!(h.store.list(a).await.unwrap(), ours, "{step}: a repeated list");
-        assert_eq!(h.another().await.list(a).await.unwrap(), ours, "{step}: the database");
+        assert_eq!(h.store.list(a, WebhookKind::User).await.unwrap(), ours, "{step}: a repeated list");
+        assert_eq!(h.another().await.list(a, WebhookKind::User).await.unwrap(), ours, "{step}: the database");
         ours
     };
     assert!(check("empty").await.is_empty());
@@ -270,23 +288,28 @@ async fn lists_follow_every_write_and_match_a_fresh_reader(h: &Harness) {
     assert_eq!(check("after create").await.iter().map(|w| &w.id).collect::<Vec<_>>(), [&first]);
     let second = webhook(&h.store, "c1", "u1", &["all"]).await;
     assert_eq!(check("after a second create").await.len(), 2);
-    let update =
-        WebhookUpdate { url: None, events: vec!["facility.creation.rejected".into()], secrets: None };
-    h.store.update(&a, &first, update).await.unwrap().unwrap();
+    let update = WebhookUpdate {
+        url: None,
+        events: Some(vec!["facility.creation.rejected".into()]),
+        secrets: None,
+        facilities: None,
+    };
+    h.store.update(&a, WebhookKind::User, &first, update).await.unwrap().unwrap();
     assert_eq!(check("after update").await[0].events, ["facility.creation.rejected"]);
     // Another owner's write leaves this list right; that owner's list sees its own change.
-    h.store.list(&b).await.unwrap();
-    assert!(h.store.delete(&b, &other).await.unwrap());
-    assert!(h.store.list(&b).await.unwrap().is_empty());
+    h.store.list(&b, WebhookKind::User).await.unwrap();
+    assert!(h.store.delete(&b, WebhookKind::User, &other).await.unwrap());
+    assert!(h.store.list(&b, WebhookKind::User).await.unwrap().is_empty());
     assert_eq!(check("after another owner's delete").await.len(), 2);
-    assert!(h.store.delete(&a, &second).await.unwrap());
+    assert!(h.store.delete(&a, WebhookKind::User, &second).await.unwrap());
     assert_eq!(check("after delete").await.iter().map(|w| &w.id).collect::<Vec<_>>(), [&first]);
 }
 
 async fn unknown_and_odd_ids_are_not_found(h: &Harness) {
     let a = owner("c1", "u1");
     let id = webhook(&h.store, "c1", "u1", &["all"]).await;
-    let update = WebhookUpdate { url: None, events: vec!["all".into()], secrets: None };
+    let update =
+        WebhookUpdate { url: None, events: Some(vec!["all".into()]), secrets: None, facilities: None };
     let long = "x".repeat(5000);
     for odd in [
         "",
@@ -296,16 +319,20 @@ async fn unknown_and_odd_ids_are_not_found(h: &Harness) {
         "'; DROP TABLE webhooks; --",
         &long,
     ] {
-        assert_eq!(h.store.get(&a, odd).await.unwrap(), None, "{odd:?}");
-        assert_eq!(h.store.update(&a, odd, update.clone()).await.unwrap(), None, "{odd:?}");
-        assert!(!h.store.delete(&a, odd).await.unwrap(), "{odd:?}");
+        assert_eq!(h.store.get(&a, WebhookKind::User, odd).await.unwrap(), None, "{odd:?}");
+        assert_eq!(
+            h.store.update(&a, WebhookKind::User, odd, update.clone()).await.unwrap(),
+            None,
+            "{odd:?}"
+        );
+        assert!(!h.store.delete(&a, WebhookKind::User, odd).await.unwrap(), "{odd:?}");
     }
     // An owner that cannot exist finds nothing either.
-    assert!(h.store.list(&owner("c1\0", "u1")).await.unwrap().is_empty());
-    assert_eq!(h.store.get(&owner("c1", "u1\0"), &id).await.unwrap(), None);
+    assert!(h.store.list(&owner("c1\0", "u1"), WebhookKind::User).await.unwrap().is_empty());
+    assert_eq!(h.store.get(&owner("c1", "u1\0"), WebhookKind::User, &id).await.unwrap(), None);
     let q = LogQuery { webhook_id: Some("w\0".into()), ..log_query("c1", "u1") };
     assert!(h.store.search_logs(&q).await.unwrap().is_empty());
-    assert_eq!(h.store.list(&a).await.unwrap().len(), 1);
+    assert_eq!(h.store.list(&a, WebhookKind::User).await.unwrap().len(), 1);
 }
 
 async fn secrets_are_sealed_in_the_database(h: &Harness) {
@@ -317,6 +344,8 @@ async fn secrets_are_sealed_in_the_database(h: &Harness) {
             url: "https://a.example".into(),
             events: vec!["all".into()],
             secrets: vec![secret.into()],
+            kind: WebhookKind::User,
+            facilities: None,
         },
     )
     .await;
@@ -328,7 +357,10 @@ async fn secrets_are_sealed_in_the_database(h: &Harness) {
     );
     // Another store with the same key reads it (a second replica).
     let other = h.another().await;
-    assert_eq!(other.get(&owner("c", "u"), &created.id).await.unwrap().unwrap().secrets, [secret]);
+    assert_eq!(
+        other.get(&owner("c", "u"), WebhookKind::User, &created.id).await.unwrap().unwrap().secrets,
+        [secret]
+    );
 }
 
 async fn fan_out_reaches_matching_webhooks_of_the_user_only_and_ids_are_idempotent(h: &Harness) {
@@ -616,6 +648,8 @@ fn new_hook(n: usize) -> NewWebhook {
         url: format!("https://{n}.example/hook"),
         events: vec!["all".into()],
         secrets: vec!["s".into()],
+        kind: WebhookKind::User,
+        facilities: None,
     }
 }
 
@@ -638,7 +672,10 @@ async fn the_webhook_limit_is_per_owner_and_a_refused_create_changes_nothing(h: 
     let before = stored_rows(store).await;
     assert_eq!(store.create(&a, new_hook(3), 3).await.unwrap(), None, "a fourth webhook");
     assert_eq!(stored_rows(store).await, before, "a refused create stores nothing");
-    assert_eq!(store.list(&a).await.unwrap().into_iter().map(|w| w.id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        store.list(&a, WebhookKind::User).await.unwrap().into_iter().map(|w| w.id).collect::<Vec<_>>(),
+        ids
+    );
     // The same user under another client, and another user of the same client, have their own.
     for other in [owner("c2", "u1"), owner("c1", "u2")] {
         assert!(store.create(&other, new_hook(9), 3).await.unwrap().is_some(), "{other:?}");
@@ -646,10 +683,10 @@ async fn the_webhook_limit_is_per_owner_and_a_refused_create_changes_nothing(h: 
     // A lower limit than the owner has (the setting was lowered) refuses as well.
     assert_eq!(store.create(&a, new_hook(4), 2).await.unwrap(), None);
     // Deleting one makes room for exactly one.
-    assert!(store.delete(&a, &ids[0]).await.unwrap());
+    assert!(store.delete(&a, WebhookKind::User, &ids[0]).await.unwrap());
     let again = store.create(&a, new_hook(5), 3).await.unwrap().expect("room after a delete");
     assert_eq!(store.create(&a, new_hook(6), 3).await.unwrap(), None);
-    assert_eq!(store.list(&a).await.unwrap().last().map(|w| w.id.clone()), Some(again.id));
+    assert_eq!(store.list(&a, WebhookKind::User).await.unwrap().last().map(|w| w.id.clone()), Some(again.id));
     assert_eq!(store.count("SELECT COUNT(*) FROM webhooks").await, 5);
 }
 
@@ -685,6 +722,8 @@ async fn sqlite_files_hold_no_secret_in_clear() {
         url: "https://a.example".into(),
         events: vec!["all".into()],
         secrets: vec![secret.into()],
+        kind: WebhookKind::User,
+        facilities: None,
     };
     create(&h.store, &owner("c", "u"), new).await;
     h.store.close().await;
@@ -708,7 +747,7 @@ async fn postgres_creates_a_missing_database_and_applies_the_statement_timeout()
     let (a, b) = tokio::join!(connect(), connect());
     let (a, b) = (a.unwrap(), b.unwrap());
     let id = webhook(&a, "c", "u", &["all"]).await;
-    assert_eq!(b.get(&owner("c", "u"), &id).await.unwrap().map(|w| w.id), Some(id));
+    assert_eq!(b.get(&owner("c", "u"), WebhookKind::User, &id).await.unwrap().map(|w| w.id), Some(id));
 
     let Store::Postgres(pg) = &a else { panic!("a postgres:// URL opened {}", a.backend()) };
     let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(pg.pool()).await.unwrap();
