@@ -907,9 +907,9 @@ async fn facility_crud_is_scoped_by_kind(h: &Harness) {
     assert_eq!(store.get(&a, WebhookKind::User, &facility.id).await.unwrap(), None);
     assert_eq!(
         store.list(&a, WebhookKind::User).await.unwrap().into_iter().map(|w| w.id).collect::<Vec<_>>(),
-        [user.clone()]
+        std::slice::from_ref(&user)
     );
-    assert_eq!(store.list(&a, WebhookKind::Facility).await.unwrap(), [facility.clone()]);
+    assert_eq!(store.list(&a, WebhookKind::Facility).await.unwrap(), std::slice::from_ref(&facility));
     let update = WebhookUpdate {
         url: Some("https://x.example".into()),
         events: None,
@@ -930,7 +930,10 @@ async fn facility_crud_is_scoped_by_kind(h: &Harness) {
     assert_eq!(store.get(&a, WebhookKind::Facility, &facility.id).await.unwrap().as_ref(), Some(&facility));
     let updated = store.update(&a, WebhookKind::Facility, &facility.id, update).await.unwrap().unwrap();
     assert_eq!(updated.url, "https://x.example");
-    assert_eq!(h.another().await.list(&a, WebhookKind::Facility).await.unwrap(), [updated.clone()]);
+    assert_eq!(
+        h.another().await.list(&a, WebhookKind::Facility).await.unwrap(),
+        std::slice::from_ref(&updated)
+    );
     assert_eq!(store.list(&a, WebhookKind::Facility).await.unwrap(), [updated]);
     assert!(store.delete(&a, WebhookKind::Facility, &facility.id).await.unwrap());
     assert!(store.list(&a, WebhookKind::Facility).await.unwrap().is_empty());
@@ -1155,7 +1158,7 @@ async fn audiences_do_not_cross_and_subscriptions_filter(h: &Harness) {
     // A user event (its data names facility NUR-1, which u1 can access): user webhooks only.
     let user_event = store.publish(event(Some("u-1"), "facility.creation.accepted", "u1")).await.unwrap();
     assert_eq!(user_event.deliveries, 1);
-    assert_eq!(delivered_to(store).await, [user_all.clone()]);
+    assert_eq!(delivered_to(store).await, std::slice::from_ref(&user_all));
     // A shift event published as a user event still reaches user webhooks only.
     let mut as_user = event(Some("u-2"), SHIFT_CREATED, "u1");
     as_user.audience = WebhookKind::User;

@@ -25,7 +25,7 @@ use crate::crypto::SecretBox;
 const OWNER_LOCKS: i64 = 0x7765_6268_6f6f_6b73;
 
 /// The same for users' access ("access" in ASCII), so access writes of one user take turns.
-const ACCESS_LOCKS: i64 = 0x61_6363_6573_73;
+const ACCESS_LOCKS: i64 = 0x6163_6365_7373;
 
 /// `invalid_catalog_name`: the database does not exist.
 const MISSING_DATABASE: &str = "3D000";
