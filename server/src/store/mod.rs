@@ -4,9 +4,9 @@
 //! - PostgreSQL, for several replicas on one database: deliveries are claimed with
 //!   `FOR UPDATE SKIP LOCKED` and a lease, event ids are unique in the database.
 //!
-//! The interface, and what each operation promises, is [`WebhookStore`] and [`DeliveryStore`]:
-//! both backends implement them, and so does [`Store`], an enum over the two that dispatches to
-//! the backend, so callers do not care which one runs. The SQL both dialects accept is written
+//! The interface, and what each operation promises, is [`WebhookStore`], [`AccessStore`] and
+//! [`DeliveryStore`]: both backends implement them, and so does [`Store`], an enum over the two
+//! that dispatches to the backend, so callers do not care which one runs. The SQL both dialects accept is written
 //! once (`sql.rs`); a backend's files hold only what differs. Both have their own migrations
 //! (`migrations/sqlite`, `migrations/postgres`) of the same tables, and one test suite
 //! (`tests.rs`) runs against both.
