@@ -144,6 +144,7 @@ both_backends!(
     facility_fan_out_follows_access_and_each_webhooks_facilities,
     audiences_do_not_cross_and_subscriptions_filter,
     the_log_shows_facilities_and_both_kinds,
+    concurrent_grants_and_replacements_on_two_stores_keep_one_order,
 );
 
 fn owner(c: &str, u: &str) -> Owner {
@@ -1240,4 +1241,31 @@ async fn the_log_shows_facilities_and_both_kinds(h: &Harness) {
         ids(store.search_logs(&LogQuery { ascending: true, ..log_query("c1", "u2") }).await.unwrap()),
         ["s-1", "s-2"]
     );
+}
+
+/// Grants and replacements of one user racing on two stores (two replicas): every grant lands
+/// once, at a place of its own, and both stores read the same order.
+async fn concurrent_grants_and_replacements_on_two_stores_keep_one_order(h: &Harness) {
+    let other = h.another().await;
+    let grants = (0..30).map(|n| {
+        let store = if n % 2 == 0 { h.store.clone() } else { other.clone() };
+        tokio::spawn(async move { store.grant("u1", &format!("F{n}")).await.unwrap() })
+    });
+    for grant in grants.collect::<Vec<_>>() {
+        assert!(grant.await.unwrap(), "each facility is granted once");
+    }
+    let granted = h.store.facilities_of("u1").await.unwrap();
+    assert_eq!(granted.iter().collect::<BTreeSet<_>>().len(), 30);
+    assert_eq!(other.facilities_of("u1").await.unwrap(), granted);
+    let positions =
+        h.store.count("SELECT COUNT(DISTINCT position) FROM user_facilities WHERE user_id = 'u1'").await;
+    assert_eq!(positions, 30, "no two grants share a place");
+    // Replacements racing: the result is one of them exactly, never a mix.
+    let (a, b) = (strings(&["A1", "A2", "A3"]), strings(&["B1", "B2"]));
+    for _ in 0..5 {
+        let (x, y) = tokio::join!(h.store.set_facilities("u2", &a), other.set_facilities("u2", &b));
+        (x.unwrap(), y.unwrap());
+        let now = h.store.facilities_of("u2").await.unwrap();
+        assert!(now == a || now == b, "{now:?}");
+    }
 }
