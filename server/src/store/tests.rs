@@ -1264,7 +1264,7 @@ async fn concurrent_grants_and_replacements_on_two_stores_keep_one_order(h: &Har
     let (a, b) = (strings(&["A1", "A2", "A3"]), strings(&["B1", "B2"]));
     for _ in 0..5 {
         let (x, y) = tokio::join!(h.store.set_facilities("u2", &a), other.set_facilities("u2", &b));
-        (x.unwrap(), y.unwrap());
+        assert_eq!((x.unwrap(), y.unwrap()), (a.clone(), b.clone()), "each returns its own set");
         let now = h.store.facilities_of("u2").await.unwrap();
         assert!(now == a || now == b, "{now:?}");
     }
