@@ -6,14 +6,23 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::WebhookKind;
+
 pub struct NewEvent {
     /// Who publishes it (the publishing token's client): ids are unique per publisher.
     pub publisher: String,
     /// The publisher's idempotency key; `None`: a fresh one.
     pub id: Option<String>,
     pub event_type: String,
+    /// The event's user; may be empty for facility events (nothing matches it then).
     pub user_id: String,
     pub data: serde_json::Map<String, Value>,
+    /// The event's `data.facilityId` when it is a string, whatever the type: stored on the
+    /// event for the log, and what a facility event fans out by.
+    pub facility_id: Option<String>,
+    /// Which webhooks it fans out to: the user webhooks of `user_id`, or the facility webhooks
+    /// following `facility_id` (see [`DeliveryStore::publish`](super::DeliveryStore::publish)).
+    pub audience: WebhookKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +111,8 @@ pub struct LogQuery {
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
     pub webhook_id: Option<String>,
+    /// Empty: any; otherwise entries whose event's facility is one of these.
+    pub facility_ids: Vec<String>,
     pub limit: i64,
     pub offset: i64,
     pub ascending: bool,
@@ -113,6 +124,8 @@ pub struct LogEntry {
     pub webhook_id: String,
     pub event_id: String,
     pub event_type: String,
+    /// The event's facility (its `data.facilityId`, when that was a string).
+    pub facility_id: Option<String>,
     pub request_payload: Value,
     pub url: String,
     pub status: String,
@@ -127,6 +140,12 @@ pub struct LoggedAttempt {
     pub status_code: Option<i64>,
     pub response_body: String,
     pub created_at_ms: i64,
+}
+
+/// An event's facility: its `data.facilityId` when that is a string (what
+/// [`NewEvent::facility_id`] holds).
+pub fn facility_of(data: &serde_json::Map<String, Value>) -> Option<String> {
+    data.get("facilityId").and_then(Value::as_str).map(str::to_owned)
 }
 
 /// The bytes sent for an event: `{"data":…,"eventType":…}`, `data` first as documented.
@@ -146,6 +165,7 @@ where
     R: sqlx::Row,
     &'static str: sqlx::ColumnIndex<R>,
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
@@ -155,6 +175,7 @@ where
         webhook_id: row.try_get("webhook_id")?,
         event_id: row.try_get("event_id")?,
         event_type: row.try_get("event_type")?,
+        facility_id: row.try_get("facility_id")?,
         request_payload: serde_json::from_slice(&body).unwrap_or(Value::Null),
         url: row.try_get("url")?,
         status: row.try_get("status")?,

@@ -4,9 +4,9 @@
 //! - PostgreSQL, for several replicas on one database: deliveries are claimed with
 //!   `FOR UPDATE SKIP LOCKED` and a lease, event ids are unique in the database.
 //!
-//! The interface, and what each operation promises, is [`WebhookStore`] and [`DeliveryStore`]:
-//! both backends implement them, and so does [`Store`], an enum over the two that dispatches to
-//! the backend, so callers do not care which one runs. The SQL both dialects accept is written
+//! The interface, and what each operation promises, is [`WebhookStore`], [`AccessStore`] and
+//! [`DeliveryStore`]: both backends implement them, and so does [`Store`], an enum over the two
+//! that dispatches to the backend, so callers do not care which one runs. The SQL both dialects accept is written
 //! once (`sql.rs`); a backend's files hold only what differs. Both have their own migrations
 //! (`migrations/sqlite`, `migrations/postgres`) of the same tables, and one test suite
 //! (`tests.rs`) runs against both.
@@ -26,8 +26,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::Row;
 
 pub use delivery::{
-    event_body, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, LoggedAttempt, NewEvent, PublishedEvent,
-    Target,
+    event_body, facility_of, AttemptOutcome, ClaimedDelivery, LogEntry, LogQuery, LoggedAttempt, NewEvent,
+    PublishedEvent, Target,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -41,6 +41,34 @@ pub struct Owner {
     pub user_id: String,
 }
 
+/// Which resource a webhook is: stored as `'user'` / `'facility'`. User webhooks receive the
+/// events of their owner's user; facility webhooks the events of facilities their owner can
+/// access ([`AccessStore`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookKind {
+    User,
+    Facility,
+}
+
+impl WebhookKind {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookKind::User => "user",
+            WebhookKind::Facility => "facility",
+        }
+    }
+
+    /// The kind stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "user" => Some(WebhookKind::User),
+            "facility" => Some(WebhookKind::Facility),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub id: String,
@@ -49,6 +77,11 @@ pub struct Webhook {
     pub url: String,
     pub events: Vec<String>,
     pub secrets: Vec<String>,
+    pub kind: WebhookKind,
+    /// Facility webhooks: `Some(explicit list, as given, de-duplicated keeping first
+    /// occurrence)` or `None` = follows all of its owner's facilities (now and later). Always
+    /// `None` for user webhooks.
+    pub facilities: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,14 +89,20 @@ pub struct NewWebhook {
     pub url: String,
     pub events: Vec<String>,
     pub secrets: Vec<String>,
+    pub kind: WebhookKind,
+    /// As [`Webhook::facilities`]; de-duplicated on the way in, ignored for user webhooks.
+    pub facilities: Option<Vec<String>>,
 }
 
-/// `None` keeps the stored value; `events` always replaces.
+/// `None` keeps the stored value.
 #[derive(Debug, Clone)]
 pub struct WebhookUpdate {
     pub url: Option<String>,
-    pub events: Vec<String>,
+    pub events: Option<Vec<String>>,
     pub secrets: Option<Vec<String>>,
+    /// `Some(None)`: follow all of the owner's facilities; `Some(Some(list))`: exactly those
+    /// (de-duplicated). Ignored for user webhooks, whose facilities stay `None`.
+    pub facilities: Option<Option<Vec<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,14 +168,25 @@ fn unmatchable_webhook(owner: &Owner, id: &str) -> bool {
     unmatchable(id) || unmatchable(&owner.client_id) || unmatchable(&owner.user_id)
 }
 
-/// The webhooks of owners: every operation but `create` is scoped to the owner, and another
-/// owner's webhook is answered exactly like a missing one (`None`, `false`, left out).
+/// `ids` without repeats, first occurrences kept in order, and without the ids no access row
+/// or event can name (see [`unmatchable`]): PostgreSQL could store neither, nor cast a
+/// webhook's list holding one to `jsonb` in the fan-out.
+fn distinct_facilities(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().filter(|id| !unmatchable(id) && seen.insert(id.clone())).collect()
+}
+
+/// The webhooks of owners: every operation is scoped to the owner and a kind, and another
+/// owner's webhook, or one of another kind, is answered exactly like a missing one (`None`,
+/// `false`, left out).
 ///
 /// Keys holding U+0000 are never stored (PostgreSQL text cannot hold one): [`Store`] answers
 /// them as unknown before a backend is asked, so backends may assume keys without it.
 pub trait WebhookStore {
-    /// Stores a new webhook of `owner`, unless the owner already has `limit` webhooks: then
-    /// `None`, and nothing is stored. Counting and inserting are one step per owner, whatever
+    /// Stores a new webhook of `owner`, unless the owner already has `limit` webhooks of
+    /// `new.kind`: then `None`, and nothing is stored. Facilities are de-duplicated (first
+    /// occurrences kept) and always `None` for user webhooks. Counting and inserting are one
+    /// step per owner, whatever
     /// runs at the same time (SQLite: one statement on the one writer; PostgreSQL: under a
     /// per-owner lock shared by every replica).
     fn create(
@@ -146,30 +196,69 @@ pub trait WebhookStore {
         limit: u32,
     ) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
 
-    /// The owner's webhooks in creation order, each write before the call included.
-    fn list(&self, owner: &Owner) -> impl Future<Output = StoreResult<Vec<Webhook>>> + Send;
+    /// The owner's webhooks of `kind` in creation order, each write before the call included.
+    fn list(
+        &self,
+        owner: &Owner,
+        kind: WebhookKind,
+    ) -> impl Future<Output = StoreResult<Vec<Webhook>>> + Send;
 
-    /// The owner's webhook `id`; `None`: the owner has none of that id.
-    fn get(&self, owner: &Owner, id: &str) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
+    /// The owner's webhook `id` of `kind`; `None`: the owner has none of that id and kind.
+    fn get(
+        &self,
+        owner: &Owner,
+        kind: WebhookKind,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
 
-    /// Applies `update` to the owner's webhook `id` in one statement and returns the result;
-    /// `None`: the owner has none of that id, and nothing changed.
+    /// Applies `update` to the owner's webhook `id` of `kind` in one statement and returns the
+    /// result; `None`: the owner has none of that id and kind, and nothing changed.
     fn update(
         &self,
         owner: &Owner,
+        kind: WebhookKind,
         id: &str,
         update: WebhookUpdate,
     ) -> impl Future<Output = StoreResult<Option<Webhook>>> + Send;
 
-    /// Deletes the owner's webhook `id`; `false`: the owner had none of that id.
-    fn delete(&self, owner: &Owner, id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes the owner's webhook `id` of `kind`; `false`: the owner had none of that id and kind.
+    fn delete(
+        &self,
+        owner: &Owner,
+        kind: WebhookKind,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Which facilities each user can access: what the facility fan-out follows at publication.
+/// Every method is atomic on its own; purging the log leaves access alone. User ids holding
+/// U+0000 are unknown (no facilities, nothing changes), as for [`WebhookStore`]; so are
+/// facility ids holding it (left out).
+pub trait AccessStore {
+    /// The user's accessible facilities, in grant order.
+    fn facilities_of(&self, user_id: &str) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Replaces the user's facilities at once with `facilities`, in the order given (repeats
+    /// dropped, first occurrences kept); returns the new set.
+    fn set_facilities(
+        &self,
+        user_id: &str,
+        facilities: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
+    /// Appends `facility_id` to the user's facilities: `true`, or `false` when it was there.
+    fn grant(&self, user_id: &str, facility_id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// Events, their deliveries and the attempts at them; every method is atomic on its own.
 pub trait DeliveryStore {
-    /// Records the event and one delivery per matching webhook of the event's user, in one
-    /// transaction. An `id` the publisher used before (on any replica) schedules nothing and
-    /// reports the stored event, `duplicate`.
+    /// Records the event and one delivery per matching webhook, in one transaction. Audience
+    /// user: the user webhooks of the event's user subscribed to its type (or `all`); audience
+    /// facility: the facility webhooks subscribed to its type (or `all`) of every user who can
+    /// access the event's facility now, following all their facilities or naming this one
+    /// (no facility: no deliveries). A delivery belongs to its webhook's owner. An `id` the
+    /// publisher used before (on any replica) schedules nothing and reports the stored event,
+    /// `duplicate`.
     fn publish(&self, event: NewEvent) -> impl Future<Output = StoreResult<PublishedEvent>> + Send;
 
     /// Leases up to `limit` due, unleased deliveries for `lease_ms`, the longest due first.
@@ -248,37 +337,72 @@ impl WebhookStore for Store {
         dispatch!(self, s => s.create(owner, new, limit).await)
     }
 
-    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
+    async fn list(&self, owner: &Owner, kind: WebhookKind) -> StoreResult<Vec<Webhook>> {
         if unmatchable(&owner.client_id) || unmatchable(&owner.user_id) {
             return Ok(Vec::new());
         }
-        dispatch!(self, s => s.list(owner).await)
+        dispatch!(self, s => s.list(owner, kind).await)
     }
 
-    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
+    async fn get(&self, owner: &Owner, kind: WebhookKind, id: &str) -> StoreResult<Option<Webhook>> {
         if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
-        dispatch!(self, s => s.get(owner, id).await)
+        dispatch!(self, s => s.get(owner, kind, id).await)
     }
 
-    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
+    async fn update(
+        &self,
+        owner: &Owner,
+        kind: WebhookKind,
+        id: &str,
+        update: WebhookUpdate,
+    ) -> StoreResult<Option<Webhook>> {
         if unmatchable_webhook(owner, id) {
             return Ok(None);
         }
-        dispatch!(self, s => s.update(owner, id, update).await)
+        dispatch!(self, s => s.update(owner, kind, id, update).await)
     }
 
-    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
+    async fn delete(&self, owner: &Owner, kind: WebhookKind, id: &str) -> StoreResult<bool> {
         if unmatchable_webhook(owner, id) {
             return Ok(false);
         }
-        dispatch!(self, s => s.delete(owner, id).await)
+        dispatch!(self, s => s.delete(owner, kind, id).await)
+    }
+}
+
+impl AccessStore for Store {
+    async fn facilities_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        if unmatchable(user_id) {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, s => s.facilities_of(user_id).await)
+    }
+
+    async fn set_facilities(&self, user_id: &str, facilities: &[String]) -> StoreResult<Vec<String>> {
+        if unmatchable(user_id) {
+            return Ok(Vec::new());
+        }
+        let facilities = distinct_facilities(facilities.to_vec());
+        dispatch!(self, s => s.set_facilities(user_id, &facilities).await)
+    }
+
+    async fn grant(&self, user_id: &str, facility_id: &str) -> StoreResult<bool> {
+        if unmatchable(user_id) || unmatchable(facility_id) {
+            return Ok(false);
+        }
+        dispatch!(self, s => s.grant(user_id, facility_id).await)
     }
 }
 
 impl DeliveryStore for Store {
-    async fn publish(&self, event: NewEvent) -> StoreResult<PublishedEvent> {
+    async fn publish(&self, mut event: NewEvent) -> StoreResult<PublishedEvent> {
+        // No access row can name such a facility (and PostgreSQL text cannot hold it): the
+        // event has none to fan out to or be found by.
+        if event.facility_id.as_deref().is_some_and(unmatchable) {
+            event.facility_id = None;
+        }
         dispatch!(self, s => s.publish(event).await)
     }
 
@@ -331,6 +455,17 @@ impl DeliveryStore for Store {
         if keys.into_iter().flatten().any(|k| unmatchable(k)) {
             return Ok(Vec::new());
         }
+        // A facility id no event can have matches nothing: left out of the filter, and a
+        // filter of only such ids matches no entry.
+        if q.facility_ids.iter().any(|f| unmatchable(f)) {
+            let facility_ids: Vec<String> =
+                q.facility_ids.iter().filter(|f| !unmatchable(f)).cloned().collect();
+            if facility_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let q = LogQuery { facility_ids, ..q.clone() };
+            return dispatch!(self, s => s.search_logs(&q).await);
+        }
         dispatch!(self, s => s.search_logs(q).await)
     }
 
@@ -340,10 +475,14 @@ impl DeliveryStore for Store {
 }
 
 /// The webhook columns every read selects, in this order.
-const COLUMNS: &str = "id, client_id, user_id, url, events, secrets";
+const COLUMNS: &str = "id, client_id, user_id, url, events, secrets, kind, facilities";
 
 /// A new webhook of `owner`, not stored yet.
 fn new_webhook(owner: &Owner, new: NewWebhook) -> Webhook {
+    let facilities = match new.kind {
+        WebhookKind::User => None,
+        WebhookKind::Facility => new.facilities.map(distinct_facilities),
+    };
     Webhook {
         id: uuid::Uuid::new_v4().to_string(),
         client_id: owner.client_id.clone(),
@@ -351,7 +490,19 @@ fn new_webhook(owner: &Owner, new: NewWebhook) -> Webhook {
         url: new.url,
         events: new.events,
         secrets: new.secrets,
+        kind: new.kind,
+        facilities,
     }
+}
+
+/// `update` as it applies to a webhook of `kind`: new facilities de-duplicated, and none for
+/// user webhooks (theirs stay `None`).
+fn normalized(kind: WebhookKind, mut update: WebhookUpdate) -> WebhookUpdate {
+    update.facilities = match kind {
+        WebhookKind::User => None,
+        WebhookKind::Facility => update.facilities.map(|f| f.map(distinct_facilities)),
+    };
+    update
 }
 
 fn to_json(values: &[String]) -> String {
@@ -373,12 +524,26 @@ fn open_secrets(secrets: &SecretBox, id: &str, sealed: &[u8]) -> StoreResult<Vec
     serde_json::from_slice(&plain).map_err(|e| corrupt(format!("secrets: {e}")))
 }
 
+/// A stored `kind` and `facilities` (JSON array text or NULL) of webhook `id`, read.
+fn read_kind_and_facilities(
+    id: &str,
+    kind: &str,
+    facilities: Option<&str>,
+) -> StoreResult<(WebhookKind, Option<Vec<String>>)> {
+    let corrupt = |reason: String| StoreError::Corrupt { id: id.to_owned(), reason };
+    let kind = WebhookKind::parse(kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?;
+    let facilities =
+        facilities.map(serde_json::from_str).transpose().map_err(|e| corrupt(format!("facilities: {e}")))?;
+    Ok((kind, facilities))
+}
+
 /// A webhook from a row of [`COLUMNS`], on either backend.
 fn read_webhook<'r, R>(row: &'r R, secrets: &SecretBox) -> StoreResult<Webhook>
 where
     R: Row,
     &'static str: sqlx::ColumnIndex<R>,
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let id: String = row.try_get("id")?;
@@ -386,12 +551,17 @@ where
     let events: String = row.try_get("events")?;
     let sealed: Vec<u8> = row.try_get("secrets")?;
     let secrets = open_secrets(secrets, &id, &sealed)?;
+    let kind: String = row.try_get("kind")?;
+    let facilities: Option<String> = row.try_get("facilities")?;
+    let (kind, facilities) = read_kind_and_facilities(&id, &kind, facilities.as_deref())?;
     Ok(Webhook {
         client_id: row.try_get("client_id")?,
         user_id: row.try_get("user_id")?,
         url: row.try_get("url")?,
         events: serde_json::from_str(&events).map_err(|e| corrupt(format!("events: {e}")))?,
         secrets,
+        kind,
+        facilities,
         id,
     })
 }

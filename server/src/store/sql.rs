@@ -14,8 +14,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Pool, Postgres, QueryBuilder, 
 
 use super::delivery::{add_attempts, log_entry};
 use super::{
-    new_webhook, now_ms, read_webhook, seal, to_json, LogEntry, LogQuery, NewWebhook, Owner, StoreResult,
-    Webhook, WebhookUpdate, COLUMNS,
+    new_webhook, normalized, now_ms, read_webhook, seal, to_json, LogEntry, LogQuery, NewWebhook, Owner,
+    StoreResult, Webhook, WebhookKind, WebhookUpdate, COLUMNS,
 };
 use crate::crypto::SecretBox;
 
@@ -28,6 +28,10 @@ pub(super) trait Dialect: Database {
 
     /// Put before a column so the planner does not pick that column's index.
     const NO_INDEX: &'static str;
+
+    /// A `FROM` item `given(value, position)`: `values` in order, `position` increasing with
+    /// it, all as one parameter (as [`push_any`](Self::push_any)).
+    fn push_ordered<'q>(sql: &mut QueryBuilder<'q, Self>, values: &[String]);
 
     // Running a builder is spelled per backend: generically, its arguments' lifetime would be
     // tied to the borrow of the builder itself (sqlx's `IntoArguments<'q>`), which no caller
@@ -75,6 +79,12 @@ impl Dialect for Sqlite {
     /// where the id index is one lookup per id.
     const NO_INDEX: &'static str = "+";
 
+    fn push_ordered<'q>(sql: &mut QueryBuilder<'q, Self>, values: &[String]) {
+        sql.push("(SELECT value, key AS position FROM json_each(")
+            .push_bind(to_json(values))
+            .push(")) AS given");
+    }
+
     run_on_pool!();
 }
 
@@ -86,6 +96,12 @@ impl Dialect for Postgres {
 
     /// PostgreSQL's planner picks the id index by itself (and has no unary `+` for text).
     const NO_INDEX: &'static str = "";
+
+    fn push_ordered<'q>(sql: &mut QueryBuilder<'q, Self>, values: &[String]) {
+        sql.push("UNNEST(")
+            .push_bind(values.to_vec())
+            .push("::text[]) WITH ORDINALITY AS given(value, position)");
+    }
 
     run_on_pool!();
 }
@@ -107,19 +123,23 @@ where
     for<'r> Vec<u8>: Decode<'r, DB>,
     for<'r> i64: Decode<'r, DB>,
     for<'r> Option<i64>: Decode<'r, DB>,
+    for<'r> Option<String>: Decode<'r, DB>,
 {
-    /// `WHERE` the row is webhook `id` of `owner`.
-    fn owned<'q>(sql: &mut QueryBuilder<'q, DB>, owner: &Owner, id: &str) {
+    /// `WHERE` the row is webhook `id` of `owner` and `kind`.
+    fn owned<'q>(sql: &mut QueryBuilder<'q, DB>, owner: &Owner, kind: WebhookKind, id: &str) {
         sql.push(" WHERE id = ")
             .push_bind(id.to_owned())
             .push(" AND client_id = ")
             .push_bind(owner.client_id.clone())
             .push(" AND user_id = ")
-            .push_bind(owner.user_id.clone());
+            .push_bind(owner.user_id.clone())
+            .push(" AND kind = ")
+            .push_bind(kind.as_str().to_owned());
     }
 
     /// A new webhook of `owner` (its secrets sealed with `secrets`) and the statement that
-    /// inserts it unless the owner already has `limit` webhooks (then no row is affected).
+    /// inserts it unless the owner already has `limit` webhooks of its kind (then no row is
+    /// affected).
     /// The count stops at the limit: an owner above a since-lowered limit costs no more than
     /// one at it. Atomic only on a writer the backend makes exclusive per owner.
     pub fn create<'q>(
@@ -132,7 +152,7 @@ where
         let sealed = seal(secrets, &webhook.id, &webhook.secrets)?;
         let now = now_ms();
         let mut sql = QueryBuilder::new(
-            "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, created_at, updated_at) SELECT ",
+            "INSERT INTO webhooks (id, client_id, user_id, url, events, secrets, kind, facilities, created_at, updated_at) SELECT ",
         );
         sql.separated(", ")
             .push_bind(webhook.id.clone())
@@ -141,12 +161,16 @@ where
             .push_bind(webhook.url.clone())
             .push_bind(to_json(&webhook.events))
             .push_bind(sealed)
+            .push_bind(webhook.kind.as_str().to_owned())
+            .push_bind(webhook.facilities.as_deref().map(to_json))
             .push_bind(now)
             .push_bind(now);
         sql.push(" WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM webhooks WHERE client_id = ")
             .push_bind(webhook.client_id.clone())
             .push(" AND user_id = ")
             .push_bind(webhook.user_id.clone())
+            .push(" AND kind = ")
+            .push_bind(webhook.kind.as_str().to_owned())
             .push(" LIMIT ")
             .push_bind(i64::from(limit))
             .push(") AS owned) < ")
@@ -154,49 +178,100 @@ where
         Ok((webhook, sql))
     }
 
-    /// The owner's webhooks as rows of [`COLUMNS`], in creation order.
-    pub fn list<'q>(owner: &Owner) -> QueryBuilder<'q, DB> {
+    /// The owner's webhooks of `kind` as rows of [`COLUMNS`], in creation order.
+    pub fn list<'q>(owner: &Owner, kind: WebhookKind) -> QueryBuilder<'q, DB> {
         let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM webhooks WHERE client_id = "));
         sql.push_bind(owner.client_id.clone())
             .push(" AND user_id = ")
             .push_bind(owner.user_id.clone())
+            .push(" AND kind = ")
+            .push_bind(kind.as_str().to_owned())
             .push(" ORDER BY seq");
         sql
     }
 
-    /// Webhook `id` of `owner` as a row of [`COLUMNS`], if there is one.
-    pub fn get<'q>(owner: &Owner, id: &str) -> QueryBuilder<'q, DB> {
+    /// Webhook `id` of `owner` and `kind` as a row of [`COLUMNS`], if there is one.
+    pub fn get<'q>(owner: &Owner, kind: WebhookKind, id: &str) -> QueryBuilder<'q, DB> {
         let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM webhooks"));
-        Self::owned(&mut sql, owner, id);
+        Self::owned(&mut sql, owner, kind, id);
         sql
     }
 
-    /// Applies `update` (new secrets sealed with `secrets`) to webhook `id` of `owner`,
-    /// returning the updated row of [`COLUMNS`] (none: no such webhook).
+    /// Applies `update` (new secrets sealed with `secrets`) to webhook `id` of `owner` and
+    /// `kind`, returning the updated row of [`COLUMNS`] (none: no such webhook).
     pub fn update<'q>(
         secrets: &SecretBox,
         owner: &Owner,
+        kind: WebhookKind,
         id: &str,
         update: &WebhookUpdate,
     ) -> StoreResult<QueryBuilder<'q, DB>> {
+        let update = normalized(kind, update.clone());
         let sealed = update.secrets.as_ref().map(|s| seal(secrets, id, s)).transpose()?;
         let mut sql = QueryBuilder::new("UPDATE webhooks SET url = COALESCE(");
         sql.push_bind(update.url.clone())
-            .push(", url), events = ")
-            .push_bind(to_json(&update.events))
-            .push(", secrets = COALESCE(")
+            .push(", url), events = COALESCE(")
+            .push_bind(update.events.as_deref().map(to_json))
+            .push(", events), secrets = COALESCE(")
             .push_bind(sealed)
-            .push(", secrets), updated_at = ")
-            .push_bind(now_ms());
-        Self::owned(&mut sql, owner, id);
+            .push(", secrets), ");
+        // NULL is a value here (follow all), so no COALESCE: the clause is there or not.
+        match &update.facilities {
+            None => {}
+            Some(None) => {
+                sql.push("facilities = NULL, ");
+            }
+            Some(Some(list)) => {
+                sql.push("facilities = ").push_bind(to_json(list)).push(", ");
+            }
+        }
+        sql.push("updated_at = ").push_bind(now_ms());
+        Self::owned(&mut sql, owner, kind, id);
         sql.push(format!(" RETURNING {COLUMNS}"));
         Ok(sql)
     }
 
-    /// Deletes webhook `id` of `owner` (no row affected: there was none).
-    pub fn delete<'q>(owner: &Owner, id: &str) -> QueryBuilder<'q, DB> {
+    /// Deletes webhook `id` of `owner` and `kind` (no row affected: there was none).
+    pub fn delete<'q>(owner: &Owner, kind: WebhookKind, id: &str) -> QueryBuilder<'q, DB> {
         let mut sql = QueryBuilder::new("DELETE FROM webhooks");
-        Self::owned(&mut sql, owner, id);
+        Self::owned(&mut sql, owner, kind, id);
+        sql
+    }
+
+    /// The facilities `user_id` can access, in grant order.
+    pub fn facilities_of<'q>(user_id: &str) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new("SELECT facility_id FROM user_facilities WHERE user_id = ");
+        sql.push_bind(user_id.to_owned()).push(" ORDER BY position");
+        sql
+    }
+
+    /// Replacing the user's facilities with `facilities` (distinct), in the order to run it
+    /// (in one transaction): the old ones go, the new ones come in the order given.
+    pub fn set_facilities<'q>(user_id: &str, facilities: &[String]) -> [QueryBuilder<'q, DB>; 2] {
+        let mut clear = QueryBuilder::new("DELETE FROM user_facilities WHERE user_id = ");
+        clear.push_bind(user_id.to_owned());
+        let mut insert = QueryBuilder::new(
+            "INSERT INTO user_facilities (user_id, facility_id, position, created_at) SELECT ",
+        );
+        insert.push_bind(user_id.to_owned()).push(", value, position, ").push_bind(now_ms()).push(" FROM ");
+        DB::push_ordered(&mut insert, facilities);
+        [clear, insert]
+    }
+
+    /// Appends `facility_id` to the user's facilities, unless it is there (no row affected).
+    /// Positions are only unique on a writer the backend makes exclusive per user.
+    pub fn grant<'q>(user_id: &str, facility_id: &str) -> QueryBuilder<'q, DB> {
+        let mut sql = QueryBuilder::new(
+            "INSERT INTO user_facilities (user_id, facility_id, position, created_at) SELECT ",
+        );
+        sql.push_bind(user_id.to_owned())
+            .push(", ")
+            .push_bind(facility_id.to_owned())
+            .push(", COALESCE(MAX(position), 0) + 1, ")
+            .push_bind(now_ms())
+            .push(" FROM user_facilities WHERE user_id = ")
+            .push_bind(user_id.to_owned())
+            .push(" ON CONFLICT (user_id, facility_id) DO NOTHING");
         sql
     }
 
@@ -231,7 +306,7 @@ where
     /// The log's `SELECT` with the query's filters, order and page.
     pub fn log<'q>(q: &LogQuery) -> QueryBuilder<'q, DB> {
         let mut sql = QueryBuilder::new(
-            "SELECT d.id, d.webhook_id, e.public_id AS event_id, e.event_type, e.body, d.url, d.status, d.created_at
+            "SELECT d.id, d.webhook_id, e.public_id AS event_id, e.event_type, e.facility_id, e.body, d.url, d.status, d.created_at
                FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.client_id = ",
         );
         sql.push_bind(q.client_id.clone()).push(" AND d.user_id = ").push_bind(q.user_id.clone());
@@ -246,6 +321,11 @@ where
         }
         if let Some(w) = &q.webhook_id {
             sql.push(" AND d.webhook_id = ").push_bind(w.clone());
+        }
+        if !q.facility_ids.is_empty() {
+            let ids: Vec<&str> = q.facility_ids.iter().map(String::as_str).collect();
+            sql.push(" AND ");
+            DB::push_any(&mut sql, "e.facility_id", &ids);
         }
         let order = if q.ascending { "ASC" } else { "DESC" };
         sql.push(format!(" ORDER BY d.created_at {order}, d.seq {order} LIMIT "))
@@ -281,15 +361,22 @@ where
         [attempts, deliveries, events]
     }
 
-    /// Webhook `id` of `owner`, its secrets opened.
+    /// Webhook `id` of `owner` and `kind`, its secrets opened.
     pub async fn fetch_webhook(
         pool: &Pool<DB>,
         secrets: &SecretBox,
         owner: &Owner,
+        kind: WebhookKind,
         id: &str,
     ) -> StoreResult<Option<Webhook>> {
-        let row = DB::fetch_optional(pool, Self::get(owner, id)).await?;
+        let row = DB::fetch_optional(pool, Self::get(owner, kind, id)).await?;
         row.as_ref().map(|row| read_webhook(row, secrets)).transpose()
+    }
+
+    /// The facilities `user_id` can access, in grant order.
+    pub async fn fetch_facilities(pool: &Pool<DB>, user_id: &str) -> StoreResult<Vec<String>> {
+        let rows = DB::fetch_all(pool, Self::facilities_of(user_id)).await?;
+        Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
     }
 
     /// How many deliveries are due now.

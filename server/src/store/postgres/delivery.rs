@@ -16,8 +16,31 @@ use crate::store::delivery::{claimed_delivery, state_changes};
 use crate::store::sql::Sql;
 use crate::store::{
     event_body, now_ms, AttemptOutcome, ClaimedDelivery, DeliveryStore, LogEntry, LogQuery, NewEvent,
-    PublishedEvent, StoreResult,
+    PublishedEvent, StoreResult, WebhookKind,
 };
+
+/// The webhooks (`w`) an event fans out to, by audience, as the `FROM … WHERE` of the
+/// deliveries' insert: `$3` is the event's user, `$6` the `LIKE` pattern of its type, `$9` its
+/// facility. Two texts, not one with a parameter choosing: each gets a plan of its own.
+fn audience(kind: WebhookKind) -> &'static str {
+    match kind {
+        // The user webhooks of the event's user (webhooks_user_kind).
+        WebhookKind::User => {
+            "FROM inserted i, webhooks w
+             WHERE w.user_id = $3 AND w.kind = 'user'
+               AND (w.events LIKE '%\"all\"%' OR w.events LIKE $6)"
+        }
+        // From the users who can access the facility (user_facilities_facility) to their
+        // facility webhooks (webhooks_user_kind). No facility ($9 NULL) matches no access row.
+        WebhookKind::Facility => {
+            "FROM inserted i, user_facilities a
+              JOIN webhooks w ON w.user_id = a.user_id AND w.kind = 'facility'
+             WHERE a.facility_id = $9
+               AND (w.events LIKE '%\"all\"%' OR w.events LIKE $6)
+               AND (w.facilities IS NULL OR w.facilities::jsonb @> jsonb_build_array($9::text))"
+        }
+    }
+}
 
 impl DeliveryStore for PgStore {
     /// Records the event and one delivery per matching webhook in one statement (atomic on its
@@ -28,31 +51,35 @@ impl DeliveryStore for PgStore {
         let body = event_body(&event.event_type, &event.data);
         let now = now_ms();
         // The deliveries select from `inserted`: a duplicate id inserts no event, so no deliveries.
-        let row = sqlx::query(
+        // A delivery belongs to its webhook's owner (`w.user_id`), so the owner's log finds it.
+        let statement = format!(
             "WITH inserted AS (
-                 INSERT INTO events (id, publisher, public_id, event_type, user_id, body, created_at)
-                 VALUES ($7, $8, $1, $2, $3, $4, $5)
+                 INSERT INTO events (id, publisher, public_id, event_type, user_id, body, created_at, facility_id, audience)
+                 VALUES ($7, $8, $1, $2, $3, $4, $5, $9, $10)
                  ON CONFLICT (publisher, public_id) DO NOTHING
                  RETURNING id),
              scheduled AS (
                  INSERT INTO deliveries (id, event_id, webhook_id, client_id, user_id, url, status, next_attempt_at, created_at)
-                 SELECT gen_random_uuid()::text, i.id, w.id, w.client_id, $3, w.url, 'pending', $5, $5
-                   FROM inserted i, webhooks w
-                  WHERE w.user_id = $3 AND (w.events LIKE '%\"all\"%' OR w.events LIKE $6)
+                 SELECT gen_random_uuid()::text, i.id, w.id, w.client_id, w.user_id, w.url, 'pending', $5, $5
+                   {}
                   ORDER BY w.seq
                  RETURNING 1)
              SELECT (SELECT COUNT(*) FROM inserted) AS inserted, (SELECT COUNT(*) FROM scheduled) AS scheduled",
-        )
-        .bind(&id)
-        .bind(&event.event_type)
-        .bind(&event.user_id)
-        .bind(body)
-        .bind(now)
-        .bind(format!("%\"{}\"%", event.event_type))
-        .bind(&key)
-        .bind(&event.publisher)
-        .fetch_one(self.pool())
-        .await?;
+            audience(event.audience)
+        );
+        let row = sqlx::query(&statement)
+            .bind(&id)
+            .bind(&event.event_type)
+            .bind(&event.user_id)
+            .bind(body)
+            .bind(now)
+            .bind(format!("%\"{}\"%", event.event_type))
+            .bind(&key)
+            .bind(&event.publisher)
+            .bind(&event.facility_id)
+            .bind(event.audience.as_str())
+            .fetch_one(self.pool())
+            .await?;
         if row.try_get::<i64, _>("inserted")? == 1 {
             return Ok(PublishedEvent {
                 id,

@@ -14,7 +14,8 @@ use sqlx::Postgres;
 
 use super::sql::Sql;
 use super::{
-    read_webhook, to_json, NewWebhook, Owner, StoreOptions, StoreResult, Webhook, WebhookStore, WebhookUpdate,
+    read_webhook, to_json, AccessStore, NewWebhook, Owner, StoreOptions, StoreResult, Webhook, WebhookKind,
+    WebhookStore, WebhookUpdate,
 };
 use crate::crypto::SecretBox;
 
@@ -22,6 +23,9 @@ use crate::crypto::SecretBox;
 /// in ASCII): keys of this store's own, apart from those of other users of advisory locks on the
 /// database (sqlx's migrations). Two owners sharing a key only take turns.
 const OWNER_LOCKS: i64 = 0x7765_6268_6f6f_6b73;
+
+/// The same for users' access ("access" in ASCII), so access writes of one user take turns.
+const ACCESS_LOCKS: i64 = 0x6163_6365_7373;
 
 /// `invalid_catalog_name`: the database does not exist.
 const MISSING_DATABASE: &str = "3D000";
@@ -76,6 +80,17 @@ impl PgStore {
     fn webhook(&self, row: &PgRow) -> StoreResult<Webhook> {
         read_webhook(row, &self.secrets)
     }
+
+    /// A transaction holding `user_id`'s access lock (on every replica) until it ends.
+    async fn lock_access(&self, user_id: &str) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))")
+            .bind(user_id)
+            .bind(ACCESS_LOCKS)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 }
 
 impl WebhookStore for PgStore {
@@ -97,23 +112,54 @@ impl WebhookStore for PgStore {
         Ok((done.rows_affected() == 1).then_some(webhook))
     }
 
-    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
-        let rows = Sql::<Postgres>::list(owner).build().fetch_all(&self.pool).await?;
+    async fn list(&self, owner: &Owner, kind: WebhookKind) -> StoreResult<Vec<Webhook>> {
+        let rows = Sql::<Postgres>::list(owner, kind).build().fetch_all(&self.pool).await?;
         rows.iter().map(|row| self.webhook(row)).collect()
     }
 
-    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
-        Sql::<Postgres>::fetch_webhook(&self.pool, &self.secrets, owner, id).await
+    async fn get(&self, owner: &Owner, kind: WebhookKind, id: &str) -> StoreResult<Option<Webhook>> {
+        Sql::<Postgres>::fetch_webhook(&self.pool, &self.secrets, owner, kind, id).await
     }
 
-    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
-        let mut statement = Sql::<Postgres>::update(&self.secrets, owner, id, &update)?;
+    async fn update(
+        &self,
+        owner: &Owner,
+        kind: WebhookKind,
+        id: &str,
+        update: WebhookUpdate,
+    ) -> StoreResult<Option<Webhook>> {
+        let mut statement = Sql::<Postgres>::update(&self.secrets, owner, kind, id, &update)?;
         let row = statement.build().fetch_optional(&self.pool).await?;
         row.as_ref().map(|row| self.webhook(row)).transpose()
     }
 
-    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
-        let done = Sql::<Postgres>::delete(owner, id).build().execute(&self.pool).await?;
+    async fn delete(&self, owner: &Owner, kind: WebhookKind, id: &str) -> StoreResult<bool> {
+        let done = Sql::<Postgres>::delete(owner, kind, id).build().execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Access writes of one user take its advisory lock first (as creates take the owner's): two
+/// replacements, or a replacement and a grant, never interleave, and a grant's next position
+/// is read with no other write of the user between.
+impl AccessStore for PgStore {
+    async fn facilities_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        Sql::<Postgres>::fetch_facilities(&self.pool, user_id).await
+    }
+
+    async fn set_facilities(&self, user_id: &str, facilities: &[String]) -> StoreResult<Vec<String>> {
+        let [mut clear, mut insert] = Sql::<Postgres>::set_facilities(user_id, facilities);
+        let mut tx = self.lock_access(user_id).await?;
+        clear.build().execute(&mut *tx).await?;
+        insert.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(facilities.to_vec())
+    }
+
+    async fn grant(&self, user_id: &str, facility_id: &str) -> StoreResult<bool> {
+        let mut tx = self.lock_access(user_id).await?;
+        let done = Sql::<Postgres>::grant(user_id, facility_id).build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 }

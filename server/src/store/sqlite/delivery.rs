@@ -18,17 +18,18 @@ impl DeliveryStore for SqliteStore {
         let id = event.id.unwrap_or_else(|| key.clone());
         let body = event_body(&event.event_type, &event.data);
         let (public_id, user_id, event_type) = (id.clone(), event.user_id, event.event_type);
-        let publisher = event.publisher;
+        let (publisher, facility_id, audience) =
+            (event.publisher, event.facility_id, event.audience.as_str());
         let reread_publisher = publisher.clone();
-        // One statement on the writer: the `events_fan_out` trigger (migration 0003) inserts the
-        // deliveries in the same statement, so the event never exists without them.
+        // One statement on the writer: the `events_fan_out_*` triggers (migration 0005) insert
+        // the deliveries in the same statement, so the event never exists without them.
         let inserted = self
             .writer()
             .write_statement(move |conn| {
                 Box::pin(async move {
                     Ok(sqlx::query(
-                        "INSERT INTO events (id, publisher, public_id, event_type, user_id, body, created_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?)
+                        "INSERT INTO events (id, publisher, public_id, event_type, user_id, body, created_at, facility_id, audience)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                          ON CONFLICT (publisher, public_id) DO NOTHING",
                     )
                     .bind(&key)
@@ -38,6 +39,8 @@ impl DeliveryStore for SqliteStore {
                     .bind(&user_id)
                     .bind(body)
                     .bind(now_ms())
+                    .bind(&facility_id)
+                    .bind(audience)
                     .execute(&mut *conn)
                     .await?
                     .rows_affected())

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::store::{Owner, Webhook};
+use crate::store::{Owner, Webhook, WebhookKind};
 
 /// Beyond this many owners the cache starts again from empty (a bound, not an LRU: lists are
 /// cheap to rebuild).
@@ -27,7 +27,16 @@ pub struct ListCache {
 struct Inner {
     /// Bumped by every write.
     generation: u64,
-    lists: HashMap<Owner, Arc<Vec<Webhook>>>,
+    /// Per owner, its list of each kind (indexed by [`slot`]), when cached.
+    lists: HashMap<Owner, [Option<Arc<Vec<Webhook>>>; 2]>,
+}
+
+/// Where a kind's list sits among an owner's lists.
+fn slot(kind: WebhookKind) -> usize {
+    match kind {
+        WebhookKind::User => 0,
+        WebhookKind::Facility => 1,
+    }
 }
 
 impl ListCache {
@@ -38,14 +47,14 @@ impl ListCache {
     }
 
     /// The cached list, or the generation to pass to [`fill`](Self::fill) after reading it.
-    pub fn get(&self, owner: &Owner) -> Result<Arc<Vec<Webhook>>, u64> {
+    pub fn get(&self, owner: &Owner, kind: WebhookKind) -> Result<Arc<Vec<Webhook>>, u64> {
         let inner = self.inner();
-        inner.lists.get(owner).cloned().ok_or(inner.generation)
+        inner.lists.get(owner).and_then(|lists| lists[slot(kind)].clone()).ok_or(inner.generation)
     }
 
     /// Keeps `list`, read after [`get`](Self::get) answered `generation`, unless a write
     /// happened since.
-    pub fn fill(&self, owner: &Owner, generation: u64, list: Arc<Vec<Webhook>>) {
+    pub fn fill(&self, owner: &Owner, kind: WebhookKind, generation: u64, list: Arc<Vec<Webhook>>) {
         let mut inner = self.inner();
         if inner.generation != generation {
             return;
@@ -53,10 +62,10 @@ impl ListCache {
         if inner.lists.len() >= MAX_OWNERS {
             inner.lists.clear();
         }
-        inner.lists.insert(owner.clone(), list);
+        inner.lists.entry(owner.clone()).or_default()[slot(kind)] = Some(list);
     }
 
-    /// After a write to `owner`'s webhooks (whatever its outcome).
+    /// After a write to `owner`'s webhooks (whatever its outcome and kind: both lists go).
     pub fn invalidate(&self, owner: &Owner) {
         let mut inner = self.inner();
         inner.generation += 1;
@@ -82,21 +91,23 @@ mod tests {
                     url: "https://example.com".into(),
                     events: vec!["all".into()],
                     secrets: vec!["s".into()],
+                    kind: WebhookKind::User,
+                    facilities: None,
                 })
                 .collect(),
         )
     }
 
     fn ids(cache: &ListCache, owner: &Owner) -> Option<Vec<String>> {
-        cache.get(owner).ok().map(|l| l.iter().map(|w| w.id.clone()).collect())
+        cache.get(owner, WebhookKind::User).ok().map(|l| l.iter().map(|w| w.id.clone()).collect())
     }
 
     #[test]
     fn a_filled_list_is_served_until_its_owner_writes() {
         let cache = ListCache::default();
         let (a, b) = (owner("a"), owner("b"));
-        let generation = cache.get(&a).unwrap_err();
-        cache.fill(&a, generation, list(&["1"]));
+        let generation = cache.get(&a, WebhookKind::User).unwrap_err();
+        cache.fill(&a, WebhookKind::User, generation, list(&["1"]));
         assert_eq!(ids(&cache, &a), Some(vec!["1".to_owned()]));
         assert_eq!(ids(&cache, &b), None);
         cache.invalidate(&a);
@@ -109,18 +120,18 @@ mod tests {
         let a = owner("a");
         // The read starts, the write commits and invalidates, then the read (which may have
         // seen the database before the commit) finishes.
-        let generation = cache.get(&a).unwrap_err();
+        let generation = cache.get(&a, WebhookKind::User).unwrap_err();
         cache.invalidate(&a);
-        cache.fill(&a, generation, list(&["stale"]));
+        cache.fill(&a, WebhookKind::User, generation, list(&["stale"]));
         assert_eq!(ids(&cache, &a), None);
         // A write to another owner also voids it: the generation is global.
-        let generation = cache.get(&a).unwrap_err();
+        let generation = cache.get(&a, WebhookKind::User).unwrap_err();
         cache.invalidate(&owner("b"));
-        cache.fill(&a, generation, list(&["maybe stale"]));
+        cache.fill(&a, WebhookKind::User, generation, list(&["maybe stale"]));
         assert_eq!(ids(&cache, &a), None);
         // A read with no write in between is kept.
-        let generation = cache.get(&a).unwrap_err();
-        cache.fill(&a, generation, list(&["fresh"]));
+        let generation = cache.get(&a, WebhookKind::User).unwrap_err();
+        cache.fill(&a, WebhookKind::User, generation, list(&["fresh"]));
         assert_eq!(ids(&cache, &a), Some(vec!["fresh".to_owned()]));
     }
 
@@ -129,8 +140,8 @@ mod tests {
         let cache = ListCache::default();
         for i in 0..MAX_OWNERS + 10 {
             let o = owner(&i.to_string());
-            let generation = cache.get(&o).unwrap_err();
-            cache.fill(&o, generation, list(&[]));
+            let generation = cache.get(&o, WebhookKind::User).unwrap_err();
+            cache.fill(&o, WebhookKind::User, generation, list(&[]));
         }
         assert!(cache.inner().lists.len() <= MAX_OWNERS);
     }

@@ -16,8 +16,8 @@ use sqlx::{ConnectOptions, QueryBuilder, Sqlite, SqlitePool};
 
 use super::sql::Sql;
 use super::{
-    read_webhook, NewWebhook, Owner, StoreError, StoreOptions, StoreResult, Webhook, WebhookStore,
-    WebhookUpdate,
+    read_kind_and_facilities, read_webhook, AccessStore, NewWebhook, Owner, StoreError, StoreOptions,
+    StoreResult, Webhook, WebhookKind, WebhookStore, WebhookUpdate,
 };
 use crate::crypto::SecretBox;
 use list_cache::ListCache;
@@ -72,25 +72,28 @@ impl SqliteStore {
         Ok(Self { pool, writer, secrets, lists: Arc::default() })
     }
 
-    async fn read_list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
+    async fn read_list(&self, owner: &Owner, kind: WebhookKind) -> StoreResult<Vec<Webhook>> {
         // One row holding the whole list as JSON: sqlx-sqlite hands rows over from its worker
         // thread one at a time, and for a list that hand-over costs more than the query.
         let listed: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(id, url, events, hex(secrets)) ORDER BY seq)
-               FROM webhooks WHERE client_id = ? AND user_id = ?",
+            "SELECT json_group_array(json_array(id, url, events, hex(secrets), kind, facilities) ORDER BY seq)
+               FROM webhooks WHERE client_id = ? AND user_id = ? AND kind = ?",
         )
         .bind(&owner.client_id)
         .bind(&owner.user_id)
+        .bind(kind.as_str())
         .fetch_one(&self.pool)
         .await?;
-        let rows: Vec<(String, String, String, String)> = serde_json::from_str(&listed)
+        type Listed = (String, String, String, String, String, Option<String>);
+        let rows: Vec<Listed> = serde_json::from_str(&listed)
             .map_err(|e| StoreError::Corrupt { id: "(list)".into(), reason: e.to_string() })?;
         rows.into_iter()
-            .map(|(id, url, events, sealed_hex)| {
+            .map(|(id, url, events, sealed_hex, kind, facilities)| {
                 let corrupt = |reason: String| StoreError::Corrupt { id: id.clone(), reason };
                 let sealed = hex::decode(&sealed_hex).map_err(|e| corrupt(format!("secrets: {e}")))?;
                 let secrets = super::open_secrets(&self.secrets, &id, &sealed)?;
                 let events = serde_json::from_str(&events).map_err(|e| corrupt(format!("events: {e}")))?;
+                let (kind, facilities) = read_kind_and_facilities(&id, &kind, facilities.as_deref())?;
                 Ok(Webhook {
                     id,
                     client_id: owner.client_id.clone(),
@@ -98,6 +101,8 @@ impl SqliteStore {
                     url,
                     events,
                     secrets,
+                    kind,
+                    facilities,
                 })
             })
             .collect()
@@ -181,22 +186,28 @@ impl WebhookStore for SqliteStore {
         created
     }
 
-    async fn list(&self, owner: &Owner) -> StoreResult<Vec<Webhook>> {
-        let generation = match self.lists.get(owner) {
+    async fn list(&self, owner: &Owner, kind: WebhookKind) -> StoreResult<Vec<Webhook>> {
+        let generation = match self.lists.get(owner, kind) {
             Ok(cached) => return Ok(cached.as_ref().clone()),
             Err(generation) => generation,
         };
-        let listed = Arc::new(self.read_list(owner).await?);
-        self.lists.fill(owner, generation, listed.clone());
+        let listed = Arc::new(self.read_list(owner, kind).await?);
+        self.lists.fill(owner, kind, generation, listed.clone());
         Ok(Arc::unwrap_or_clone(listed))
     }
 
-    async fn get(&self, owner: &Owner, id: &str) -> StoreResult<Option<Webhook>> {
-        Sql::<Sqlite>::fetch_webhook(&self.pool, &self.secrets, owner, id).await
+    async fn get(&self, owner: &Owner, kind: WebhookKind, id: &str) -> StoreResult<Option<Webhook>> {
+        Sql::<Sqlite>::fetch_webhook(&self.pool, &self.secrets, owner, kind, id).await
     }
 
-    async fn update(&self, owner: &Owner, id: &str, update: WebhookUpdate) -> StoreResult<Option<Webhook>> {
-        let mut statement = Sql::<Sqlite>::update(&self.secrets, owner, id, &update)?;
+    async fn update(
+        &self,
+        owner: &Owner,
+        kind: WebhookKind,
+        id: &str,
+        update: WebhookUpdate,
+    ) -> StoreResult<Option<Webhook>> {
+        let mut statement = Sql::<Sqlite>::update(&self.secrets, owner, kind, id, &update)?;
         let row = self
             .writer
             .write_statement(move |conn| {
@@ -207,9 +218,37 @@ impl WebhookStore for SqliteStore {
         row?.as_ref().map(|row| self.webhook(row)).transpose()
     }
 
-    async fn delete(&self, owner: &Owner, id: &str) -> StoreResult<bool> {
-        let deleted = self.execute(Sql::<Sqlite>::delete(owner, id)).await.map(|n| n > 0);
+    async fn delete(&self, owner: &Owner, kind: WebhookKind, id: &str) -> StoreResult<bool> {
+        let deleted = self.execute(Sql::<Sqlite>::delete(owner, kind, id)).await.map(|n| n > 0);
         self.lists.invalidate(owner);
         deleted
+    }
+}
+
+/// Access changes no webhook (a webhook's facilities are its own), so the list cache stays.
+impl AccessStore for SqliteStore {
+    async fn facilities_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        Sql::<Sqlite>::fetch_facilities(&self.pool, user_id).await
+    }
+
+    /// Both statements in one job on the writer (its savepoint): readers and publications see
+    /// the old set or the new one.
+    async fn set_facilities(&self, user_id: &str, facilities: &[String]) -> StoreResult<Vec<String>> {
+        let [mut clear, mut insert] = Sql::<Sqlite>::set_facilities(user_id, facilities);
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    clear.build().execute(&mut *conn).await?;
+                    insert.build().execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(facilities.to_vec())
+    }
+
+    /// One statement on the one writer: the next position is read and taken with no write between.
+    async fn grant(&self, user_id: &str, facility_id: &str) -> StoreResult<bool> {
+        Ok(self.execute(Sql::<Sqlite>::grant(user_id, facility_id)).await? == 1)
     }
 }
