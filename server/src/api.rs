@@ -342,7 +342,7 @@ pub async fn publish(
         return Ok(Err(errors));
     }
     let user_id = body.user_id.map(String::from).unwrap_or_default();
-    let facility_id = body.data.get("facilityId").and_then(Value::as_str).map(str::to_owned);
+    let facility_id = crate::store::facility_of(&body.data);
     if let (true, Some(facility)) = (GRANTING_EVENTS.contains(&body.event_type), &facility_id) {
         store.grant(&user_id, facility).await?;
     }

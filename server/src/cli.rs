@@ -1,20 +1,18 @@
-//! The `webhooks-server` command line: `serve` (default) and `token`.
+//! The `webhooks-server` command line: `serve` (default), `worker`, `token`, `publish` and
+//! `grant`.
 
 use std::net::SocketAddr;
-
-use anyhow::Context;
-use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
-
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
 
 use crate::app::{open_store, worker, App};
 use crate::auth::Authenticator;
-use crate::config::{Cli, Command, LogFormat, PublishArgs, Settings};
-use crate::store::{DeliveryStore, NewEvent};
+use crate::config::{Cli, Command, GrantArgs, LogFormat, PublishArgs, Settings};
+use crate::store::AccessStore;
 
 pub async fn main() -> anyhow::Result<()> {
     let cli = match Cli::load(std::env::args_os()) {
