@@ -962,7 +962,7 @@ async fn the_log_filters_sorts_pages_validates_and_stays_private() {
         ("?endDate=2026-13-45", vec!["endDate must be a valid ISO 8601 date string"]),
         (
             "?eventType=all",
-            vec!["eventType must be one of the following values: facility.user-connection.accepted, facility.user-connection.rejected, facility.creation.accepted, facility.creation.rejected"],
+            vec!["eventType must be one of the following values: facility.user-connection.accepted, facility.user-connection.rejected, facility.creation.accepted, facility.creation.rejected, shift.request.created, shift.request.cancelled, shift.report.created, shift.scheduled.cancelled, shift.scheduled, shift.created, shift.report.accepted-automatically, shift.report.accepted, shift.report.rejected, shift.cancelled"],
         ),
         ("?startDate=2026-11-02T00:00:00Z&endDate=2026-11-01T00:00:00Z", vec!["startDate must be before endDate"]),
         ("?limit=101&sortDirection=up", vec![
@@ -1065,7 +1065,7 @@ async fn publishing_needs_the_scope_and_the_documented_payload() {
         (
             br#"{"eventType":"all","userId":"","data":[]}"#,
             vec![
-                "eventType must be one of the following values: facility.user-connection.accepted, facility.user-connection.rejected, facility.creation.accepted, facility.creation.rejected",
+                "eventType must be one of the following values: facility.user-connection.accepted, facility.user-connection.rejected, facility.creation.accepted, facility.creation.rejected, shift.request.created, shift.request.cancelled, shift.report.created, shift.scheduled.cancelled, shift.scheduled, shift.created, shift.report.accepted-automatically, shift.report.accepted, shift.report.rejected, shift.cancelled",
                 "userId must be longer than or equal to 1 characters",
                 "data must be an object",
             ],
