@@ -1,4 +1,4 @@
-"""Schemathesis hooks for the User Webhooks API contract (loaded through SCHEMATHESIS_HOOKS).
+"""Schemathesis hooks for the Webhooks API contract (loaded through SCHEMATHESIS_HOOKS).
 
 1. A strategy for the contract's own string format `https-url` (validator.js `isURL` with
    `protocols: ['https'], require_protocol: true`, see docs/ARCHITECTURE.md §3), so that generated
@@ -18,6 +18,7 @@ import os
 from datetime import UTC, datetime
 
 import schemathesis
+import yaml
 from hypothesis import strategies as st
 
 # --- 1. the `https-url` format -----------------------------------------------------------------
@@ -59,13 +60,17 @@ def _instant(text: object) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-# Required `data` fields per event type, as documented in publishEvent's description.
-_DATA_FIELDS = {
-    "facility.user-connection.accepted": ("facilityId", "userId"),
-    "facility.user-connection.rejected": ("facilityId", "userId"),
-    "facility.creation.accepted": ("facilityId",),
-    "facility.creation.rejected": ("facilityName",),
-}
+# Required `data` fields per event type: the `x-required-data` of `EventType` in the contract.
+with open(os.path.join(os.path.dirname(__file__), "..", "..", "openapi.yaml"), encoding="utf-8") as _spec:
+    _SCHEMAS = yaml.safe_load(_spec)["components"]["schemas"]
+_DATA_FIELDS = {t: tuple(f) for t, f in _SCHEMAS["EventType"]["x-required-data"].items()}
+_USER_EVENTS = set(_SCHEMAS["UserEventType"]["enum"])
+_USER_ID_REQUIRED = [
+    "userId must match /^[^\\x00]*$/ regular expression",
+    "userId must be longer than or equal to 1 characters",
+    "userId must be a string",
+]
+_ACCESS = "facilities must only contain facilities you have access to: "
 
 
 def _known(failure, case, response) -> str | None:
@@ -83,6 +88,16 @@ def _known(failure, case, response) -> str | None:
         if all(isinstance(m, str) and m.startswith(f"Cannot {sent} /") for m in _messages(response)):
             return "F1 undeclared method -> 404 by design"
 
+    # F6 (decided, docs/ARCHITECTURE.md §3): a top-level JSON array reads as `{}`, as the
+    # reference's body-parser has it; `{}` is a valid updateFacilityWebhook (every field optional).
+    if (
+        code == "ST201"
+        and response.status_code == 200
+        and (method, path) == ("PATCH", "/api/v2/public/webhooks/facility/{webhookId}")
+        and isinstance(case.body, list)
+    ):
+        return "F6 a top-level array body reads as {}"
+
     if code != "ST202" or response.status_code != 400:
         return None
     messages = _messages(response)
@@ -97,6 +112,21 @@ def _known(failure, case, response) -> str | None:
         missing = [f"data.{f} must be a string" for f in fields if not isinstance(data.get(f), str)]
         if missing and messages == missing:
             return "F2 publishEvent data lacks the event type's documented fields"
+        # F4 (documented rule, docs/ARCHITECTURE.md §6): a user event needs `userId`; facility
+        # events do not, so the schema leaves it optional (description of `userId`).
+        if body.get("eventType") in _USER_EVENTS and body.get("userId") is None:
+            if messages[:3] == _USER_ID_REQUIRED and all(m.startswith("data.") for m in messages[3:]):
+                return "F4 a user event without userId"
+
+    # F5 (documented rule, docs/ARCHITECTURE.md §6): a facility webhook may only name facilities
+    # its user can access; which ones is state the schema cannot know.
+    if path in ("/api/v2/public/webhooks/facility", "/api/v2/public/webhooks/facility/{webhookId}"):
+        facilities = body.get("facilities")
+        named = facilities if isinstance(facilities, list) else [facilities]
+        if len(messages) == 1 and isinstance(messages[0], str) and messages[0].startswith(_ACCESS):
+            denied = messages[0][len(_ACCESS):].split(", ")
+            if all(d in named for d in denied):
+                return "F5 a facility the user cannot access"
 
     # F3 (documented cross-parameter rule): searchWebhookLogs' `endDate` must be after
     # `startDate` (stated in the parameter's description; not expressible in OpenAPI 3.0).
