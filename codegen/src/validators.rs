@@ -230,7 +230,21 @@ pub fn validator(
         let checks = rules.iter().map(|Rule { check, message }| {
             quote! { if !(#check) { errors.push(#message.to_owned()); } }
         });
-        let block = if *required && !property.schema_data.nullable {
+        let required_if = required_if(at.as_str(), property, properties)?;
+        if required_if.is_some() && *required {
+            return Err(Error::invalid(&at, format!("{REQUIRED_IF} on a property that is always required")));
+        }
+        let block = if let Some((sibling, values)) = required_if {
+            // Required (null included) while the sibling holds one of `values`; optional otherwise.
+            quote! {
+                if matches!(field(#sibling).and_then(|v| v.as_str()), Some(#(#values)|*))
+                    || field(#name).is_some_and(|v| !v.is_null())
+                {
+                    let v = field(#name);
+                    #(#checks)*
+                }
+            }
+        } else if *required && !property.schema_data.nullable {
             quote! {{ let v = field(#name); #(#checks)* }}
         } else if *required {
             quote! { if !matches!(field(#name), Some(serde_json::Value::Null)) { let v = field(#name); #(#checks)* } }
@@ -248,6 +262,48 @@ pub fn validator(
             errors
         }
     })
+}
+
+/// The vendor extension that makes an optional property required for some values of a sibling:
+/// `x-required-if: {<sibling>: [value, …]}` (OpenAPI 3.0 could only say it by splitting the
+/// schema into a `oneOf` of variants). While the sibling holds one of the values, the property's
+/// rules run as for a required property, so an absent or null one gets their messages.
+const REQUIRED_IF: &str = "x-required-if";
+
+/// `(sibling, values)` of `property`'s `x-required-if`, checked against its siblings: only on
+/// an optional property, naming a sibling string enum, with values of that enum.
+fn required_if(
+    at: &str,
+    property: &Schema,
+    siblings: &[Property],
+) -> Result<Option<(String, Vec<String>)>, Error> {
+    let Some(extension) = property.schema_data.extensions.get(REQUIRED_IF) else {
+        return Ok(None);
+    };
+    let map: indexmap::IndexMap<String, Vec<String>> =
+        serde_json::from_value(extension.clone()).map_err(|_| {
+            Error::invalid(at, format!("{REQUIRED_IF} must map one sibling to a list of its values"))
+        })?;
+    let mut entries = map.into_iter();
+    let (Some((sibling, values)), None) = (entries.next(), entries.next()) else {
+        return Err(Error::invalid(at, format!("{REQUIRED_IF} must name exactly one sibling")));
+    };
+    let enumeration = siblings
+        .iter()
+        .find(|p| p.name == sibling)
+        .and_then(|p| match &p.schema.schema_kind {
+            SchemaKind::Type(Type::String(s)) if !s.enumeration.is_empty() => {
+                Some(s.enumeration.iter().flatten().cloned().collect::<Vec<String>>())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Error::invalid(at, format!("{REQUIRED_IF}: {sibling} is not a sibling string enum"))
+        })?;
+    if let Some(value) = values.iter().find(|v| !enumeration.contains(v)) {
+        return Err(Error::invalid(at, format!("{REQUIRED_IF}: {value} is not a value of {sibling}")));
+    }
+    Ok(Some((sibling, values)))
 }
 
 fn property_rules(spec: &OpenAPI, at: &str, name: &str, schema: &Schema) -> Result<Vec<Rule>, Error> {

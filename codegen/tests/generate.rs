@@ -470,3 +470,35 @@ fn a_form_array_query_parameter_is_a_list_of_strings() {
     ));
     assert!(piped.contains("facilitiesIds"), "{piped}");
 }
+
+#[test]
+fn x_required_if_makes_a_property_required_for_some_values_of_a_sibling() {
+    let generated = generate(SPEC).unwrap();
+    let publish = validator(&generated.server, "publish_event_request");
+    let flat = publish.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("v.as_str()), Some(\"facility.user-connection.accepted\" | \"facility.user-connection.rejected\" | \"facility.creation.accepted\" | \"facility.creation.rejected\") ) || field(\"userId\").is_some_and(|v| !v.is_null()) { let v = field(\"userId\");"),
+        "{flat}"
+    );
+    // A value the sibling cannot take, a property that is always required, a sibling that is not
+    // an enum: build errors.
+    let rule = "          x-required-if:\n            eventType:\n              - facility.user-connection.accepted\n";
+    let unknown = unsupported(&SPEC.replacen(
+        rule,
+        "          x-required-if:\n            eventType:\n              - facility.deleted\n",
+        1,
+    ));
+    assert!(unknown.contains("facility.deleted"), "{unknown}");
+    let not_enum = unsupported(&SPEC.replacen(
+        rule,
+        "          x-required-if:\n            data:\n              - facility.user-connection.accepted\n",
+        1,
+    ));
+    assert!(not_enum.contains("data is not a sibling string enum"), "{not_enum}");
+    let always = unsupported(&SPEC.replacen(
+        "      required: [eventType, data]\n",
+        "      required: [eventType, userId, data]\n",
+        1,
+    ));
+    assert!(always.contains("always required"), "{always}");
+}

@@ -112,8 +112,9 @@ def _known(failure, case, response) -> str | None:
         missing = [f"data.{f} must be a string" for f in fields if not isinstance(data.get(f), str)]
         if missing and messages == missing:
             return "F2 publishEvent data lacks the event type's documented fields"
-        # F4 (documented rule, docs/ARCHITECTURE.md §6): a user event needs `userId`; facility
-        # events do not, so the schema leaves it optional (description of `userId`).
+        # F4 (documented rule, docs/ARCHITECTURE.md §5-6): a user event needs `userId`; facility
+        # events do not, so the schema leaves it optional and says so with `x-required-if`
+        # (OpenAPI 3.0 itself could only say it with a oneOf of variants).
         if body.get("eventType") in _USER_EVENTS and body.get("userId") is None:
             if messages[:3] == _USER_ID_REQUIRED and all(m.startswith("data.") for m in messages[3:]):
                 return "F4 a user event without userId"

@@ -78,14 +78,6 @@ fn generate_secrets(given: Option<Vec<String>>) -> Vec<String> {
 const GRANTING_EVENTS: [types::EventType; 2] =
     [types::EventType::FacilityUserConnectionAccepted, types::EventType::FacilityCreationAccepted];
 
-/// The messages the contract's rules give an absent `userId` where it is required (user events):
-/// those of `PublishEventRequest.userId`, in validator order.
-const USER_ID_REQUIRED: [&str; 3] = [
-    "userId must match /^[^\\x00]*$/ regular expression",
-    "userId must be longer than or equal to 1 characters",
-    "userId must be a string",
-];
-
 impl Api for WebhooksApi {
     type Principal = Principal;
     type Error = Internal;
@@ -324,8 +316,8 @@ impl Api for WebhooksApi {
 }
 
 /// `publishEvent` once the generated validator has passed `body` (the API and `webhooks-server
-/// publish` alike): the rules left to the server (`data`'s size and required fields, `userId`
-/// for user events), the access an accepted request grants, then the event and its deliveries.
+/// publish` alike): the rules left to the server (`data`'s size and required fields), the access
+/// an accepted request grants, then the event and its deliveries.
 /// `Ok(Err(messages))`: refused, nothing stored.
 pub async fn publish(
     store: &Store,
@@ -334,10 +326,7 @@ pub async fn publish(
     body: types::PublishEventRequest,
 ) -> Result<Result<PublishedEvent, Vec<String>>, StoreError> {
     let audience = audience(body.event_type);
-    let mut errors = data_errors(body.event_type, &body.data, data_limit);
-    if audience == WebhookKind::User && body.user_id.is_none() {
-        errors.splice(0..0, USER_ID_REQUIRED.map(str::to_owned));
-    }
+    let errors = data_errors(body.event_type, &body.data, data_limit);
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
