@@ -53,7 +53,7 @@ fn facility_request(k: usize) -> CreateWebhookRequest {
         events,
         facilities: facilities.map(|f| f.iter().map(|s| s.to_string()).collect()),
         // As for user webhooks: given and generated secrets must both survive.
-        secrets: (k % 2 == 0).then(|| vec![format!("given-facility-secret-{k}").parse().unwrap()]),
+        secrets: k.is_multiple_of(2).then(|| vec![format!("given-facility-secret-{k}").parse().unwrap()]),
     }
 }
 
