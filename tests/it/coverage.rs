@@ -94,6 +94,8 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "rules::data_is_limited_in_bytes_of_compact_json",
             "rules::the_default_data_limit_answers_the_documented_example",
             "spec_examples::publish_validation_answers_its_documented_example",
+            "replicas::two_replicas_deliver_every_event_once",
+            "replicas::a_replica_killed_midway_loses_no_event",
         ],
         &[ALL_OPERATIONS_AUTH_TEST, "delivery::publishing_needs_the_scope_and_the_documented_payload"],
     ),
@@ -103,6 +105,9 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "facility::conformance::every_facility_case_gets_the_reference_answer",
             "facility::access::shift_events_reach_explicit_and_following_webhooks_while_access_lasts",
             "facility::access::accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apart",
+            "crash::kill_9_right_after_201_loses_nothing",
+            "replicas::two_replicas_deliver_every_event_once",
+            "replicas::a_replica_killed_midway_loses_no_event",
         ],
         &[ALL_OPERATIONS_AUTH_TEST, "facility::conformance::every_facility_case_gets_the_reference_answer"],
     ),
@@ -112,6 +117,9 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
             "facility::conformance::every_facility_case_gets_the_reference_answer",
             "facility::access::shift_events_reach_explicit_and_following_webhooks_while_access_lasts",
             "facility::access::accepted_requests_grant_access_and_user_and_facility_webhooks_stay_apart",
+            "crash::kill_9_right_after_201_loses_nothing",
+            "replicas::two_replicas_deliver_every_event_once",
+            "replicas::a_replica_killed_midway_loses_no_event",
         ],
         &[ALL_OPERATIONS_AUTH_TEST, "facility::conformance::every_facility_case_gets_the_reference_answer"],
     ),
@@ -138,6 +146,9 @@ const COVERAGE: &[(&str, &[&str], &[&str])] = &[
         &[
             "facility::conformance::every_facility_case_gets_the_reference_answer",
             "facility::access::shift_events_reach_explicit_and_following_webhooks_while_access_lasts",
+            "crash::kill_9_right_after_201_loses_nothing",
+            "replicas::two_replicas_deliver_every_event_once",
+            "replicas::a_replica_killed_midway_loses_no_event",
         ],
         &[ALL_OPERATIONS_AUTH_TEST],
     ),
@@ -183,6 +194,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("delivery_crash", include_str!("delivery_crash.rs")),
     ("isolation", include_str!("isolation.rs")),
     ("operations", include_str!("operations.rs")),
+    ("replicas", include_str!("replicas.rs")),
     ("rules", include_str!("rules.rs")),
     ("spec_examples", include_str!("spec_examples.rs")),
 ];
@@ -246,15 +258,19 @@ fn the_generated_operations_are_the_spec_operations() {
     assert_eq!(generated_operations(), from_spec);
 }
 
-/// Whether `file::function` names a test function in that file.
+/// Whether `file::function` names a test function in that file: `#[test]`, or `#[tokio::test]`
+/// with or without arguments (the replicas run multi-threaded).
 fn test_exists(name: &str) -> bool {
     let Some((file, function)) = name.rsplit_once("::") else {
         return false;
     };
     SOURCES.iter().any(|(f, source)| {
+        // The line above `async fn {function}(`: its attribute.
+        let attribute =
+            source.find(&format!("\nasync fn {function}(")).and_then(|at| source[..at].rsplit('\n').next());
         *f == file
-            && (source.contains(&format!("#[tokio::test]\nasync fn {function}("))
-                || source.contains(&format!("#[test]\nfn {function}(")))
+            && (source.contains(&format!("#[test]\nfn {function}("))
+                || attribute.is_some_and(|a| a.starts_with("#[tokio::test")))
     })
 }
 

@@ -1,7 +1,10 @@
 //! Several replicas on one PostgreSQL database (needs `WEBHOOKS_TEST_DATABASE_URL`; skipped with
 //! a printed reason without it). Two processes of the real binary share a fresh database and the
 //! same `--jwt-secret` and `--secrets-key`; 1,000 events are published alternately to both, and
-//! an in-test HTTPS receiver checks that each arrives, signed, and how many arrive twice.
+//! an in-test HTTPS receiver checks that each arrives, signed, and how many arrive twice. A third
+//! of them are shift events for a facility webhook (its facility granted through one replica, the
+//! webhook created through the other), the rest user events for a user webhook; the log names
+//! each event's facility.
 //!
 //! - Without a kill: every event arrives exactly once (0 duplicates: `SKIP LOCKED` claims keep
 //!   the two workers apart) and the log reads the same through either replica.
@@ -24,6 +27,8 @@ use webhooks_e2e::receiver::{Receiver, Recorded};
 use webhooks_e2e::{install_crypto_provider, raw_http_client, TestDatabase, FACILITY_USER, PUBLISH_SCOPE};
 use webhooks_server::auth::{AuthOptions, Authenticator};
 
+use crate::facility::FACILITIES_SCOPE;
+
 const BIN: &str = env!("CARGO_BIN_EXE_webhooks-server-under-test");
 const EVENTS: usize = 1000;
 /// Publications in flight at once.
@@ -35,6 +40,11 @@ const WEBHOOK_SECRET: &str = "replicas-webhook-secret";
 const CLIENT: &str = "replicas-client";
 const USER: &str = "replicas-user";
 const LEASE: Duration = Duration::from_secs(3);
+/// The facility the owner is granted and its facility webhook names.
+const SHIFT_FACILITY: &str = "NUR-SHIFTS";
+/// Where each kind of webhook receives.
+const USER_PATH: &str = "/hook";
+const FACILITY_PATH: &str = "/facility";
 
 /// The two tests take turns: four replicas at once on two cores would test the machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -78,8 +88,9 @@ impl Cluster {
     }
 }
 
-/// Tokens the replicas accept (they share the HS256 secret).
-fn tokens() -> (String, String) {
+/// Tokens the replicas accept (they share the HS256 secret): the webhooks' owner, a publisher,
+/// and an administrator who keeps users' facilities.
+fn tokens() -> (String, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let options = AuthOptions { jwt_secret: Some(JWT_SECRET.into()), ..AuthOptions::in_dir(dir.path()) };
     let auth = Authenticator::new(&options).unwrap();
@@ -87,22 +98,64 @@ fn tokens() -> (String, String) {
     let owner = auth.mint(CLIENT, USER, FACILITY_USER, &[], hour).unwrap();
     let publisher =
         auth.mint("publisher", "event-source", FACILITY_USER, &[PUBLISH_SCOPE.into()], hour).unwrap();
-    (owner, publisher)
+    let admin =
+        auth.mint("facilities-admin", "ops", FACILITY_USER, &[FACILITIES_SCOPE.into()], hour).unwrap();
+    (owner, publisher, admin)
 }
 
 fn event_id(i: usize) -> String {
     format!("replica-event-{i:04}")
 }
 
+/// Every third event is a shift event; since the replicas alternate by parity, they too go to
+/// both replicas in turn.
+fn is_shift(i: usize) -> bool {
+    i % 3 == 2
+}
+
+/// The facility event `i` names: its own for a user event, the shared one for a shift event.
+fn facility_of(i: usize) -> String {
+    if is_shift(i) {
+        SHIFT_FACILITY.to_owned()
+    } else {
+        format!("NUR-{i}")
+    }
+}
+
+/// Event `i`'s type and the delivery body its webhook receives (the published `data` as is).
+fn delivered(i: usize) -> (&'static str, Value) {
+    // Shift types by pairs of shift events, so that each replica publishes both.
+    let event_type = match (is_shift(i), (i / 6) % 2) {
+        (false, _) => "facility.creation.accepted",
+        (true, 0) => "shift.created",
+        (true, _) => "shift.cancelled",
+    };
+    let data = if is_shift(i) {
+        json!({"facilityId": SHIFT_FACILITY, "shiftId": format!("S-{i}")})
+    } else {
+        json!({"facilityId": facility_of(i)})
+    };
+    (event_type, json!({"data": data, "eventType": event_type}))
+}
+
+/// Where event `i` must arrive.
+fn path_of(i: usize) -> &'static str {
+    if is_shift(i) {
+        FACILITY_PATH
+    } else {
+        USER_PATH
+    }
+}
+
 /// Publishes event `i` to `first`, or to `second` when `first` does not answer 202 (a load
 /// balancer routing around a dead replica; the same id keeps it one event).
 async fn publish(http: reqwest::Client, token: String, i: usize, first: String, second: String) -> String {
-    let body = json!({
-        "id": event_id(i),
-        "eventType": "facility.creation.accepted",
-        "userId": USER,
-        "data": {"facilityId": format!("NUR-{i}")},
-    });
+    let (event_type, delivery) = delivered(i);
+    let mut body = json!({"id": event_id(i), "eventType": event_type, "data": delivery["data"]});
+    // A shift event goes by its facility alone (`userId` is optional for it and unused).
+    if !is_shift(i) {
+        body["userId"] = json!(USER);
+    }
     let mut problems = Vec::new();
     for base_url in [&first, &second, &first, &second] {
         let sent = http
@@ -157,10 +210,8 @@ fn arrivals(requests: &[Recorded]) -> BTreeMap<String, usize> {
         let id = r.header(EVENT_ID_HEADER).expect("event id header").to_owned();
         let i: usize =
             id.strip_prefix("replica-event-").and_then(|n| n.parse().ok()).expect("a published id");
-        assert_eq!(
-            r.body_json(),
-            json!({"data": {"facilityId": format!("NUR-{i}")}, "eventType": "facility.creation.accepted"})
-        );
+        assert_eq!(r.path, path_of(i), "event {i} reached the wrong webhook");
+        assert_eq!(r.body_json(), delivered(i).1);
         *by_event.entry(id).or_insert(0) += 1;
     }
     by_event
@@ -176,13 +227,13 @@ async fn run(test: &str, kill_midway: bool) {
     let cluster = Cluster { database_url: database.url.clone(), dir, ca_file };
     // Both at once on the empty database: migrations must serialize.
     let (a, mut b) = tokio::join!(cluster.start("replica-a"), cluster.start("replica-b"));
-    let (owner, publisher) = tokens();
+    let (owner, publisher, admin) = tokens();
     let http = raw_http_client();
 
     let created = http
         .post(format!("{}/api/v2/public/webhooks/user", a.base_url))
         .bearer_auth(&owner)
-        .json(&json!({"url": receiver.url("/hook"), "events": ["all"], "secrets": [WEBHOOK_SECRET]}))
+        .json(&json!({"url": receiver.url(USER_PATH), "events": ["all"], "secrets": [WEBHOOK_SECRET]}))
         .send()
         .await
         .unwrap();
@@ -205,6 +256,42 @@ async fn run(test: &str, kill_midway: bool) {
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&db).await.unwrap() }
     };
     assert_eq!(count("SELECT COUNT(*) FROM webhooks").await, 1, "the replicas do not use the database");
+
+    // The facility webhook: access granted through b, the webhook created through a (which
+    // must see the grant to accept the name), listed through b.
+    let granted = http
+        .put(format!("{}/api/v2/internal/users/{USER}/facilities", b.base_url))
+        .bearer_auth(&admin)
+        .json(&json!({"facilities": [SHIFT_FACILITY]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+    let created = http
+        .post(format!("{}/api/v2/public/webhooks/facility", a.base_url))
+        .bearer_auth(&owner)
+        .json(&json!({
+            "url": receiver.url(FACILITY_PATH),
+            "events": ["shift.created", "shift.cancelled"],
+            "facilities": [SHIFT_FACILITY],
+            "secrets": [WEBHOOK_SECRET],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap_or_default());
+    let listed: Value = http
+        .get(format!("{}/api/v2/public/webhooks/facility", b.base_url))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"][0]["facilities"], json!([SHIFT_FACILITY]), "{listed}");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+    let facility_webhook = listed["data"][0]["id"].clone();
 
     let started = Instant::now();
     let limit = Arc::new(Semaphore::new(PUBLISHERS));
@@ -269,8 +356,14 @@ async fn run(test: &str, kill_midway: bool) {
         .unwrap_or_default()
     );
     assert_eq!(by_event.len(), EVENTS);
+    // The shift events among them (each checked above to have reached the facility webhook).
+    let shifts = (0..EVENTS).filter(|i| is_shift(*i)).count();
+    let shift_arrivals = requests.iter().filter(|r| r.path == FACILITY_PATH).count();
+    eprintln!("{test}: {shift_arrivals} deliveries of {shifts} shift events");
+    assert!(shift_arrivals >= shifts);
     if !kill_midway {
         assert_eq!(duplicates, 0, "two replicas sent one delivery twice");
+        assert_eq!(shift_arrivals, shifts, "a shift event arrived twice");
     }
 
     // The log: one entry per event, its first attempt a 200, the same through either replica
@@ -293,12 +386,25 @@ async fn run(test: &str, kill_midway: bool) {
     assert_eq!(logged, expected);
     for entry in &through_a {
         assert_eq!((&entry["status"], &entry["responseStatus"]), (&json!("success"), &json!(200)), "{entry}");
+        // Each entry names its event's facility, and a shift event's is the facility webhook's.
+        let i: usize = entry["eventId"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("replica-event-"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(entry["facilityId"], json!(facility_of(i)), "{entry}");
+        assert_eq!(entry["eventType"], json!(delivered(i).0), "{entry}");
+        if is_shift(i) {
+            assert_eq!(entry["webhookId"], facility_webhook, "{entry}");
+        }
         if !kill_midway {
             assert_eq!(entry["retries"], json!([]), "{entry}");
         }
     }
     let through_b = log(&http, &owner, &b.base_url).await;
     assert!(through_a == through_b, "the replicas show different logs");
+    assert_eq!(count("SELECT COUNT(*) FROM webhooks").await, 2, "one webhook of each kind");
     assert_eq!(count("SELECT COUNT(*) FROM events").await, EVENTS as i64);
     assert_eq!(count("SELECT COUNT(*) FROM deliveries WHERE status = 'success'").await, EVENTS as i64);
     assert_eq!(count("SELECT COUNT(*) FROM attempts").await, EVENTS as i64, "one recorded attempt each");
