@@ -1,6 +1,8 @@
 -- Facility webhooks: the sibling of user webhooks, owned the same way, receiving the shift
--- events of facilities their owner can access. The same shape as migrations/sqlite/0005; the
--- fan-out itself is the publish statement's (store/postgres/delivery.rs).
+-- events of facilities their owner can access. One file for both backends (the SQLite
+-- directory links to it as 0005): the dialects agree on all of it (SQLite reads BIGINT as an
+-- integer). The fan-out is each backend's own: SQLite's triggers (sqlite/0006), PostgreSQL's
+-- publish statement (store/postgres/delivery.rs).
 
 -- 'user' | 'facility'. Every query is scoped to (owner, kind).
 ALTER TABLE webhooks ADD COLUMN kind TEXT NOT NULL DEFAULT 'user';

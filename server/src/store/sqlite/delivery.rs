@@ -21,7 +21,7 @@ impl DeliveryStore for SqliteStore {
         let (publisher, facility_id, audience) =
             (event.publisher, event.facility_id, event.audience.as_str());
         let reread_publisher = publisher.clone();
-        // One statement on the writer: the `events_fan_out_*` triggers (migration 0005) insert
+        // One statement on the writer: the `events_fan_out_*` triggers (migration 0006) insert
         // the deliveries in the same statement, so the event never exists without them.
         let inserted = self
             .writer()
