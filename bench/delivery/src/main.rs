@@ -501,7 +501,13 @@ impl Bench {
     }
 
     /// [`Self::collect`] for the webhooks at `paths`.
-    async fn collect_at(&self, phase: &str, publishes: &[Publish], base: usize, paths: &[String]) -> Delivered {
+    async fn collect_at(
+        &self,
+        phase: &str,
+        publishes: &[Publish],
+        base: usize,
+        paths: &[String],
+    ) -> Delivered {
         let accepted: Vec<&Publish> = publishes.iter().filter(|p| p.error.is_none()).collect();
         let expected = accepted.len() * paths.len();
         let started = Instant::now();
@@ -1207,7 +1213,10 @@ async fn ceiling(b: &Bench, total: usize) -> anyhow::Result<(f64, usize, Option<
 async fn fanout_phase(b: &Bench, data_dir: &Path, r: &mut Report) -> anyhow::Result<()> {
     let cfg = &b.cfg;
     let n = cfg.fanout_webhooks;
-    println!("(e) fan-out: {n} facility webhooks of {} users following {FANOUT_FACILITY} …", cfg.fanout_owners);
+    println!(
+        "(e) fan-out: {n} facility webhooks of {} users following {FANOUT_FACILITY} …",
+        cfg.fanout_owners
+    );
     let grant_token = server::token(&cfg.binary, data_dir, "bench-granter", &["facilities:write"]).await?;
     let mut tokens = Vec::with_capacity(cfg.fanout_owners);
     for owner in 1..=cfg.fanout_owners {
@@ -1219,8 +1228,10 @@ async fn fanout_phase(b: &Bench, data_dir: &Path, r: &mut Report) -> anyhow::Res
     for i in 0..n {
         let path = format!("/fan/{i}");
         let facilities: Option<&[&str]> = (i % 2 == 0).then_some(&[FANOUT_FACILITY][..]);
-        let secret =
-            b.api.create_facility_webhook(&tokens[i % tokens.len()], &b.receiver.url(&path), facilities).await?;
+        let secret = b
+            .api
+            .create_facility_webhook(&tokens[i % tokens.len()], &b.receiver.url(&path), facilities)
+            .await?;
         b.receiver.shared.register(&path, &secret);
         paths.push(path);
     }
@@ -1261,7 +1272,8 @@ async fn fanout_phase(b: &Bench, data_dir: &Path, r: &mut Report) -> anyhow::Res
     let mut complete = Vec::with_capacity(published.len());
     for p in published.iter().filter(|p| p.error.is_none()) {
         let id = event_id("e", p.seq);
-        let receipts: Option<Vec<Instant>> = paths.iter().map(|path| b.receiver.shared.receipt(path, &id)).collect();
+        let receipts: Option<Vec<Instant>> =
+            paths.iter().map(|path| b.receiver.shared.receipt(path, &id)).collect();
         if let Some(last_at) = receipts.and_then(|all| all.into_iter().max()) {
             complete.push(ms(last_at.saturating_duration_since(p.sent)));
         }
