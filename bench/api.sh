@@ -12,7 +12,7 @@
 #   WEBHOOKS_SERVER=path     server binary   [target/release/webhooks-server, built here]
 #   SKIP_BUILD=1             do not run cargo build first
 #   RESULTS_FILE=path        [bench/results/api-<date>-<time>.md]
-#   CREATE_OWNERS=N          owners the create scenario spreads over [250 per second of it]
+#   CREATE_OWNERS=N          owners the create scenarios spread over [250 per second of one]
 #
 # Only 127.0.0.1 is contacted. Both servers are stopped on exit.
 set -euo pipefail
@@ -29,6 +29,9 @@ BARE_BIN=$HERE/baseline/target/release/bench-baseline
 LUA=$HERE/wrk/request.lua
 RESULTS_FILE=${RESULTS_FILE:-$HERE/results/api-$(date +%F-%H%M).md}
 CREATE_BODY='{"url":"https://example.com/hook","events":["all"]}'
+# (d): a facility webhook naming one facility its owner can access (granted below).
+FACILITY=NUR-BENCH
+FACILITY_BODY='{"url":"https://example.com/hook","events":["all"],"facilities":["'$FACILITY'"]}'
 LIST_SIZE=20
 
 die() { echo "api.sh: $*" >&2; exit 1; }
@@ -129,6 +132,7 @@ start bare "$BARE_BIN" 127.0.0.1:0
 BARE_PID=$PID
 BARE=http://$ADDR
 WEBHOOKS=$SERVER/api/v2/public/webhooks/user
+FACILITY_WEBHOOKS=$SERVER/api/v2/public/webhooks/facility
 echo "server pid $SERVER_PID at $SERVER (data $DATA); bare pid $BARE_PID at $BARE"
 
 # --- shape checks (and the "few requests" before the idle RSS reading) --------------------
@@ -148,6 +152,31 @@ sleep 1
 IDLE_RSS=$(rss_mb "$SERVER_PID")
 BARE_IDLE_RSS=$(rss_mb "$BARE_PID")
 echo "idle RSS: server $IDLE_RSS MB, bare $BARE_IDLE_RSS MB; the 400 answer: $BAD_ANSWER"
+
+# --- (d)'s owners: every create owner (and bench-create) may access $FACILITY -------------
+# One curl for all of them (PUT /api/v2/internal/users/{userId}/facilities, a token with the
+# scope facilities:write), 8 in parallel over keep-alive connections; after the idle RSS reading.
+GRANT_TOKEN=$("$SERVER_BIN" --data-dir "$DATA" token --client-id bench-client --sub bench-granter \
+    --scope facilities:write --ttl 2h | tail -n1)
+{
+    for user in bench-create $(seq -f 'bench-create-%g' 1 "$CREATE_OWNERS"); do
+        echo "url = \"$SERVER/api/v2/internal/users/$user/facilities\""
+        echo 'output = "/dev/null"'
+    done
+} >"$WORK/grant.curl"
+GRANT_STARTED=$(date +%s.%N)
+curl -s --parallel --parallel-max 8 -X PUT -H "Authorization: Bearer $GRANT_TOKEN" \
+    -H 'Content-Type: application/json' --data '{"facilities":["'$FACILITY'"]}' \
+    -w '%{http_code}\n' -K "$WORK/grant.curl" >"$WORK/grant.codes"
+GRANTED=$(grep -c '^200$' "$WORK/grant.codes" || true)
+[[ $GRANTED == $((CREATE_OWNERS + 1)) ]] ||
+    die "granting $FACILITY: $GRANTED of $((CREATE_OWNERS + 1)) PUTs answered 200 ($(sort "$WORK/grant.codes" | uniq -c | tr '\n' ' '))"
+echo "granted $FACILITY to $GRANTED users in $(awk -v a="$GRANT_STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+expect 201 POST "$FACILITY_WEBHOOKS" "$CREATE_TOKEN" "$FACILITY_BODY"
+[[ $(jq -c '.data.facilities' "$WORK/last.json") == '["'$FACILITY'"]' ]] ||
+    die "the facility create answered facilities $(jq -c '.data.facilities' "$WORK/last.json")"
+# bench-list was not granted $FACILITY: the same body is refused (the access check runs).
+expect 400 POST "$FACILITY_WEBHOOKS" "$LIST_TOKEN" "$FACILITY_BODY"
 
 # --- load -------------------------------------------------------------------------------
 declare -A RPS P50 P99 MAXL REQS NON2XX SOCKERR LOAD OTHER SERVER_CPU
@@ -210,6 +239,8 @@ measure list_20 "$WEBHOOKS" GET "" "$LIST_TOKEN"
 DISK_BEFORE=$(disk_probe)
 measure create "$WEBHOOKS" POST "$CREATE_BODY" "" "$WORK/create-tokens"
 DISK_AFTER=$(disk_probe)
+measure facility_create "$FACILITY_WEBHOOKS" POST "$FACILITY_BODY" "" "$WORK/create-tokens"
+DISK_AFTER_D=$(disk_probe)
 
 sleep 1
 AFTER_RSS=$(rss_mb "$SERVER_PID")
@@ -218,11 +249,14 @@ kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during the load; log: 
 
 # Durability cross-check: every 201 wrk counted must be a row (rows may exceed it: requests
 # still in flight when wrk stopped, and the warm-up's).
-ROWS="?"
+ROWS="?" FACILITY_ROWS="?"
 if command -v sqlite3 >/dev/null; then
-    ROWS=$(sqlite3 "file:$DATA/webhooks.db?mode=ro" "SELECT COUNT(*) FROM webhooks WHERE user_id LIKE 'bench-create-%'" 2>/dev/null || echo "?")
+    rows() { sqlite3 "file:$DATA/webhooks.db?mode=ro" "SELECT COUNT(*) FROM webhooks WHERE user_id LIKE 'bench-create-%' AND kind = '$1'" 2>/dev/null || echo "?"; }
+    ROWS=$(rows user)
+    FACILITY_ROWS=$(rows facility)
 fi
 CREATED_OK=$((REQS[create] - NON2XX[create]))
+FACILITY_CREATED_OK=$((REQS[facility_create] - NON2XX[facility_create]))
 LOG_WARN=$(grep -c ' WARN ' "$WORK/server.log" || true)
 LOG_ERROR=$(grep -c ' ERROR ' "$WORK/server.log" || true)
 
@@ -234,6 +268,8 @@ row() { # NAME LABEL BASELINE TARGET%
     local vs="" check=""
     if [[ -n $base ]]; then
         vs="$(ratio "${RPS[$name]}" "${RPS[$base]}")% of ${base}"
+    fi
+    if [[ -n $base && -n $target ]]; then
         check="≥ ${target}% → $(verdict "$(ratio "${RPS[$name]}" "${RPS[$base]}")" "$target" ge)"
     fi
     printf '| %s | %.0f | %s | %s | %s | %s / %s | %s | %s | %s s | %s | %s |\n' "$label" "${RPS[$name]}" \
@@ -258,6 +294,7 @@ row() { # NAME LABEL BASELINE TARGET%
     row create "(a) create webhook, durable write → 201" bare_post 35
     row bad_400 "(b) \`{}\` → 400 validation answer" bare_post 80
     row list_20 "(c) list of $LIST_SIZE webhooks → 200 ($LIST_BYTES bytes)" bare_get 50
+    row facility_create "(d) create facility webhook naming $FACILITY (access checked), durable write → 201" bare_post ""
     echo
     echo "| memory | server | bare | target |"
     echo "|---|---|---|---|"
@@ -266,9 +303,10 @@ row() { # NAME LABEL BASELINE TARGET%
     echo
     echo "checks:"
     echo "- (b) answers: ${NON2XX[bad_400]} of ${REQS[bad_400]} outside 2xx (all should be: 400)"
-    echo "- disk probe before / after (a): $DISK_BEFORE / $DISK_AFTER"
-    echo "- (a) 201 answers counted by wrk: $CREATED_OK (+ warm-up); rows for the create user in the database: $ROWS"
-    echo "- non-2xx in (a)/(c): ${NON2XX[create]} / ${NON2XX[list_20]} (should be 0)"
+    echo "- disk probe before / after (a), after (d): $DISK_BEFORE / $DISK_AFTER, $DISK_AFTER_D"
+    echo "- (a) 201 answers counted by wrk: $CREATED_OK (+ warm-up); user webhook rows of the create owners in the database: $ROWS"
+    echo "- (d) 201 answers counted by wrk: $FACILITY_CREATED_OK (+ warm-up); facility webhook rows of the create owners: $FACILITY_ROWS; the same $CREATE_OWNERS owners as (a), each granted $FACILITY (internal PUT) before the load"
+    echo "- non-2xx in (a)/(c)/(d): ${NON2XX[create]} / ${NON2XX[list_20]} / ${NON2XX[facility_create]} (should be 0)"
     echo "- server log: $LOG_WARN WARN, $LOG_ERROR ERROR lines"
     grep -E ' (WARN|ERROR) ' "$WORK/server.log" | head -n 5 | sed 's/\x1b\[[0-9;]*m//g; s/^/    /' || true
 } >"$WORK/summary.md"

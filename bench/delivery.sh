@@ -10,6 +10,8 @@
 #   EVENTS=20000 PUBLISHERS=32 WEBHOOKS=1 RATE=1000 RATE_SECS=10 DELIVERY_CONCURRENCY=64
 #   RETRY_SCHEDULE=200ms,1s,2s DRAIN_TIMEOUT_SECS=120 WARMUP_EVENTS=200
 #   TARPITS=0 TARPIT_PORTS=1 TARPIT_EVENTS=20 PER_HOST=[server default] (see bench/README.md)
+#   FANOUT_WEBHOOKS=20 FANOUT_OWNERS=4 FANOUT_EVENTS=200 FANOUT_RATE=20 FANOUT_BURST=1000
+#                         (e) one shift event fanned out to facility webhooks (0 webhooks: skipped)
 #   RESULTS_FILE=path [bench/results/delivery-<date>.md]
 #   WEBHOOKS_SERVER=path  server binary [target/release/webhooks-server, built here]
 #   SKIP_BUILD=1          do not run cargo build first

@@ -12,7 +12,11 @@
 //! 4. (b) latency: RATE events/s for RATE_SECS seconds (open loop); publish → verified receipt;
 //! 5. (c) ceiling: the same receiver driven directly by a reqwest client (DELIVERY_CONCURRENCY
 //!    in flight, the same body size, signed by the client);
-//! 6. prints a summary with the targets and writes it to bench/results/delivery-<date>.md.
+//! 6. (e) fan-out: FANOUT_WEBHOOKS facility webhooks of FANOUT_OWNERS users following one
+//!    facility; shift events at FANOUT_RATE/s (publish → all receipts, per event), then a burst
+//!    of FANOUT_BURST (deliveries/s);
+//! 7. (d) the halves apart, on a second server (DRAIN=1);
+//! 8. prints a summary with the targets and writes it to bench/results/delivery-<date>.md.
 //!
 //! Every loop is bounded in count and time; the server is stopped (SIGTERM) at the end.
 //! Only 127.0.0.1 is ever contacted.
@@ -37,6 +41,9 @@ const USER: &str = "bench-user";
 /// fan out to them.
 const TARPIT_USER: &str = "bench-tarpit";
 const EVENT_TYPE: &str = "facility.creation.accepted";
+/// The facility the fan-out phase's webhooks follow, and their event type.
+const FANOUT_FACILITY: &str = "NUR-FAN";
+const FANOUT_EVENT_TYPE: &str = "shift.created";
 /// Bound on any single publish or ceiling request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on phase (a)'s and (c)'s sending.
@@ -65,6 +72,15 @@ struct Config {
     tarpit_events: usize,
     /// `--delivery-per-host-concurrency` (unset: the server's default).
     per_host: Option<usize>,
+    /// (e) fan-out: facility webhooks following [`FANOUT_FACILITY`] (0: no phase (e)), spread
+    /// round robin over `fanout_owners` users.
+    fanout_webhooks: usize,
+    fanout_owners: usize,
+    /// Shift events offered one by one at `fanout_rate` per second (per-event latency), then
+    /// `fanout_burst` published by PUBLISHERS clients as fast as answered (deliveries/s).
+    fanout_events: usize,
+    fanout_rate: u64,
+    fanout_burst: usize,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -112,7 +128,23 @@ impl Config {
                 .map(|v| v.trim().parse())
                 .transpose()
                 .map_err(|_| anyhow::anyhow!("PER_HOST does not parse"))?,
+            fanout_webhooks: env_or("FANOUT_WEBHOOKS", 20)?,
+            fanout_owners: env_or("FANOUT_OWNERS", 4)?,
+            fanout_events: env_or("FANOUT_EVENTS", 200)?,
+            fanout_rate: env_or("FANOUT_RATE", 20)?,
+            fanout_burst: env_or("FANOUT_BURST", 1_000)?,
         };
+        if config.fanout_webhooks > 0
+            && (!(1..=config.fanout_webhooks).contains(&config.fanout_owners)
+                || config.fanout_webhooks > 100 * config.fanout_owners
+                || !(1..=100_000).contains(&config.fanout_events)
+                || !(1..=10_000).contains(&config.fanout_rate)
+                || config.fanout_burst > 1_000_000)
+        {
+            bail!(
+                "FANOUT_OWNERS must be in 1..=FANOUT_WEBHOOKS (at most 100 webhooks each), FANOUT_EVENTS in 1..=100000, FANOUT_RATE in 1..=10000, FANOUT_BURST at most 1000000"
+            );
+        }
         if config.tarpits > 0
             && (!(1..=config.tarpits.min(256)).contains(&config.tarpit_ports)
                 || !(1..=1000).contains(&config.tarpit_events))
@@ -147,6 +179,14 @@ struct Api {
     bases: Vec<String>,
     user_token: String,
     publish_token: String,
+}
+
+/// Which events a phase publishes: [`EVENT_TYPE`] for [`USER`]'s webhooks, or shift events at
+/// [`FANOUT_FACILITY`] for the facility webhooks following it.
+#[derive(Clone, Copy)]
+enum Kind {
+    User,
+    Shift,
 }
 
 /// One publish: when it was sent (just before the POST) and answered, and whether it was accepted.
@@ -196,9 +236,75 @@ impl Api {
         self.publish_for(USER, phase, seq, expect).await
     }
 
+    /// Event `<phase>-<seq>` of `kind`.
+    async fn publish_kind(&self, kind: Kind, phase: &str, seq: usize, expect: usize) -> Publish {
+        match kind {
+            Kind::User => self.publish(phase, seq, expect).await,
+            Kind::Shift => self.publish_shift(phase, seq, expect).await,
+        }
+    }
+
     /// [`Self::publish`] for `user`'s webhooks.
     async fn publish_for(&self, user: &str, phase: &str, seq: usize, expect: usize) -> Publish {
-        let body = event_request(user, phase, seq);
+        self.publish_body(seq, event_request(user, phase, seq), expect).await
+    }
+
+    /// Publishes shift event `<phase>-<seq>` at [`FANOUT_FACILITY`]; `expect` deliveries (the
+    /// facility webhooks following it) must be scheduled.
+    async fn publish_shift(&self, phase: &str, seq: usize, expect: usize) -> Publish {
+        self.publish_body(seq, shift_request(phase, seq), expect).await
+    }
+
+    /// Creates a facility webhook at `url` for `token`'s owner, subscribed to
+    /// [`FANOUT_EVENT_TYPE`], naming `facilities` (None: following every facility the user can
+    /// access); returns its secret.
+    async fn create_facility_webhook(
+        &self,
+        token: &str,
+        url: &str,
+        facilities: Option<&[&str]>,
+    ) -> anyhow::Result<String> {
+        let mut request = serde_json::json!({"url": url, "events": [FANOUT_EVENT_TYPE]});
+        if let Some(facilities) = facilities {
+            request["facilities"] = serde_json::json!(facilities);
+        }
+        let response = self
+            .http
+            .post(format!("{}/api/v2/public/webhooks/facility", self.bases[0]))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(request.to_string())
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = serde_json::from_str(&response.text().await?)?;
+        if status.as_u16() != 201 {
+            bail!("creating a facility webhook for {url}: {status} {body}");
+        }
+        body["data"]["secrets"][0].as_str().map(str::to_owned).with_context(|| format!("no secret in {body}"))
+    }
+
+    /// `PUT /api/v2/internal/users/{user}/facilities` (a token with `facilities:write`).
+    async fn set_facilities(&self, token: &str, user: &str, facilities: &[&str]) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .put(format!("{}/api/v2/internal/users/{user}/facilities", self.bases[0]))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "facilities": facilities }).to_string())
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.as_u16() != 200 {
+            bail!("granting {user} {facilities:?}: {status} {text}");
+        }
+        Ok(())
+    }
+
+    /// Publishes the event request `body` (sequence number `seq`); `expect` deliveries must be
+    /// scheduled.
+    async fn publish_body(&self, seq: usize, body: String, expect: usize) -> Publish {
         let sent = Instant::now();
         let result = self
             .http
@@ -256,6 +362,16 @@ fn event_request(user: &str, phase: &str, seq: usize) -> String {
         "eventType": EVENT_TYPE,
         "userId": user,
         "data": event_data(seq),
+    })
+    .to_string()
+}
+
+/// A shift event at [`FANOUT_FACILITY`] (no `userId`: it fans out by facility).
+fn shift_request(phase: &str, seq: usize) -> String {
+    serde_json::json!({
+        "id": event_id(phase, seq),
+        "eventType": FANOUT_EVENT_TYPE,
+        "data": {"facilityId": FANOUT_FACILITY, "shiftId": seq.to_string()},
     })
     .to_string()
 }
@@ -381,8 +497,19 @@ impl Bench {
     /// Waits (bounded) until every delivery of the accepted `publishes` is verified (`base`
     /// were verified before they were sent), then reads their receipts.
     async fn collect(&self, phase: &str, publishes: &[Publish], base: usize) -> Delivered {
+        self.collect_at(phase, publishes, base, &self.paths).await
+    }
+
+    /// [`Self::collect`] for the webhooks at `paths`.
+    async fn collect_at(
+        &self,
+        phase: &str,
+        publishes: &[Publish],
+        base: usize,
+        paths: &[String],
+    ) -> Delivered {
         let accepted: Vec<&Publish> = publishes.iter().filter(|p| p.error.is_none()).collect();
-        let expected = accepted.len() * self.paths.len();
+        let expected = accepted.len() * paths.len();
         let started = Instant::now();
         while self.verified() < base + expected && started.elapsed() < self.cfg.drain_timeout {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -392,7 +519,7 @@ impl Bench {
         let (mut first_receipt, mut last_receipt): (Option<Instant>, Option<Instant>) = (None, None);
         for p in &accepted {
             let id = event_id(phase, p.seq);
-            for path in &self.paths {
+            for path in paths {
                 if let Some(at) = self.receiver.shared.receipt(path, &id) {
                     latencies.push(ms(at.saturating_duration_since(p.sent)));
                     first_receipt = Some(first_receipt.map_or(at, |f| f.min(at)));
@@ -433,13 +560,24 @@ impl Bench {
         count: usize,
         publishers: usize,
     ) -> Vec<Publish> {
+        self.publish_closed_loop_of(Kind::User, self.paths.len(), phase, count, publishers).await
+    }
+
+    /// [`Self::publish_closed_loop`] of `kind`'s events, each scheduling `expect` deliveries.
+    async fn publish_closed_loop_of(
+        &self,
+        kind: Kind,
+        expect: usize,
+        phase: &'static str,
+        count: usize,
+        publishers: usize,
+    ) -> Vec<Publish> {
         let next = Arc::new(AtomicUsize::new(0));
         let deadline = Instant::now() + SEND_DEADLINE;
         let mut set = JoinSet::new();
         for _ in 0..publishers.min(count) {
             let api = self.api.clone();
             let next = next.clone();
-            let n = self.paths.len();
             set.spawn(async move {
                 let mut done = Vec::new();
                 loop {
@@ -447,7 +585,7 @@ impl Bench {
                     if seq >= count || Instant::now() > deadline {
                         return done;
                     }
-                    done.push(api.publish(phase, seq, n).await);
+                    done.push(api.publish_kind(kind, phase, seq, expect).await);
                 }
             });
         }
@@ -519,10 +657,11 @@ impl Report {
         line(format!("# delivery-bench — {}", date_stamp()));
         line(String::new());
         line(format!(
-            "config: EVENTS={} PUBLISHERS={} WEBHOOKS={} REPLICAS={} RATE={}/s RATE_SECS={} DELIVERY_CONCURRENCY={} (per replica) PER_HOST={} RETRY_SCHEDULE={} WARMUP_EVENTS={} DRAIN={} TARPITS={} TARPIT_PORTS={} TARPIT_EVENTS={}",
+            "config: EVENTS={} PUBLISHERS={} WEBHOOKS={} REPLICAS={} RATE={}/s RATE_SECS={} DELIVERY_CONCURRENCY={} (per replica) PER_HOST={} RETRY_SCHEDULE={} WARMUP_EVENTS={} DRAIN={} TARPITS={} TARPIT_PORTS={} TARPIT_EVENTS={} FANOUT_WEBHOOKS={} FANOUT_OWNERS={} FANOUT_EVENTS={} FANOUT_RATE={}/s FANOUT_BURST={}",
             cfg.events, cfg.publishers, cfg.webhooks, cfg.replicas, cfg.rate, cfg.rate_secs, cfg.concurrency,
             cfg.per_host.map_or_else(|| "server default".to_owned(), |n| n.to_string()),
-            cfg.retry_schedule, cfg.warmup, cfg.drain as u8, cfg.tarpits, cfg.tarpit_ports, cfg.tarpit_events
+            cfg.retry_schedule, cfg.warmup, cfg.drain as u8, cfg.tarpits, cfg.tarpit_ports, cfg.tarpit_events,
+            cfg.fanout_webhooks, cfg.fanout_owners, cfg.fanout_events, cfg.fanout_rate, cfg.fanout_burst
         ));
         line(format!(
             "database: {}",
@@ -614,7 +753,10 @@ async fn run() -> anyhow::Result<bool> {
     if !tarpits.is_empty() {
         engage_tarpits(&bench, &data_dir, &tarpits, &mut report).await?;
     }
-    let outcome = main_phases(&bench, &mut report).await;
+    let mut outcome = main_phases(&bench, &mut report).await;
+    if outcome.is_ok() && cfg.fanout_webhooks > 0 {
+        outcome = fanout_phase(&bench, &data_dir, &mut report).await;
+    }
     if !tarpits.is_empty() {
         let hung: u64 = tarpits.iter().map(|t| t.shared.hung.load(Ordering::Relaxed)).sum();
         report.details.push(format!(
@@ -1060,4 +1202,168 @@ async fn ceiling(b: &Bench, total: usize) -> anyhow::Result<(f64, usize, Option<
     let delivered = b.verified() - base;
     lat.sort_by(f64::total_cmp);
     Ok((delivered as f64 / elapsed, errors.len(), errors.into_iter().next(), lat))
+}
+
+/// (e) facility fan-out: FANOUT_WEBHOOKS facility webhooks of FANOUT_OWNERS users (round robin;
+/// even ones name [`FANOUT_FACILITY`], odd ones follow every facility their user can access),
+/// each user granted the facility over the internal API. Then FANOUT_EVENTS shift events offered
+/// one at a time at FANOUT_RATE/s (open loop): per event, publish → the last of its
+/// FANOUT_WEBHOOKS verified receipts; and FANOUT_BURST events by PUBLISHERS clients as fast as
+/// answered: deliveries/s, first publish → last receipt.
+async fn fanout_phase(b: &Bench, data_dir: &Path, r: &mut Report) -> anyhow::Result<()> {
+    let cfg = &b.cfg;
+    let n = cfg.fanout_webhooks;
+    println!(
+        "(e) fan-out: {n} facility webhooks of {} users following {FANOUT_FACILITY} …",
+        cfg.fanout_owners
+    );
+    let grant_token = server::token(&cfg.binary, data_dir, "bench-granter", &["facilities:write"]).await?;
+    let mut tokens = Vec::with_capacity(cfg.fanout_owners);
+    for owner in 1..=cfg.fanout_owners {
+        let user = format!("bench-fan-{owner}");
+        b.api.set_facilities(&grant_token, &user, &[FANOUT_FACILITY]).await?;
+        tokens.push(server::token(&cfg.binary, data_dir, &user, &[]).await?);
+    }
+    let mut paths = Vec::with_capacity(n);
+    for i in 0..n {
+        let path = format!("/fan/{i}");
+        let facilities: Option<&[&str]> = (i % 2 == 0).then_some(&[FANOUT_FACILITY][..]);
+        let secret = b
+            .api
+            .create_facility_webhook(&tokens[i % tokens.len()], &b.receiver.url(&path), facilities)
+            .await?;
+        b.receiver.shared.register(&path, &secret);
+        paths.push(path);
+    }
+
+    // One event at a time, at a fixed offered rate (open loop, as (b)).
+    let total = cfg.fanout_events;
+    println!("(e) {total} shift events at {}/s, {n} deliveries each …", cfg.fanout_rate);
+    r.load("(e)");
+    let started = Instant::now();
+    let cpu = server::CpuWindow::start(&b.servers);
+    let base = b.verified();
+    let period = Duration::from_secs_f64(1.0 / cfg.fanout_rate as f64);
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let mut set = JoinSet::new();
+    let (mut late, mut worst_late) = (0usize, Duration::ZERO);
+    for seq in 0..total {
+        let due = start + period * seq as u32;
+        tokio::time::sleep_until(due).await;
+        let behind = tokio::time::Instant::now().saturating_duration_since(due);
+        if behind > Duration::from_millis(5) {
+            late += 1;
+        }
+        worst_late = worst_late.max(behind);
+        let api = b.api.clone();
+        set.spawn(async move { api.publish_shift("e", seq, n).await });
+    }
+    let mut published = Vec::with_capacity(total);
+    while let Some(done) = set.join_next().await {
+        published.extend(done.ok());
+    }
+    let got = b.collect_at("e", &published, base, &paths).await;
+    let offered_secs = started.elapsed().as_secs_f64() - got.waited_for_drain.as_secs_f64();
+    r.disk("(e) one event at a time:", started);
+    let cpu = cpu.end(&b.servers);
+    let (errors, error) = summarize_errors(&published);
+    let answers = answer_times(&published);
+    // Per event: publish → the last of its n receipts (events missing a receipt left out).
+    let mut complete = Vec::with_capacity(published.len());
+    for p in published.iter().filter(|p| p.error.is_none()) {
+        let id = event_id("e", p.seq);
+        let receipts: Option<Vec<Instant>> =
+            paths.iter().map(|path| b.receiver.shared.receipt(path, &id)).collect();
+        if let Some(last_at) = receipts.and_then(|all| all.into_iter().max()) {
+            complete.push(ms(last_at.saturating_duration_since(p.sent)));
+        }
+    }
+    complete.sort_by(f64::total_cmp);
+    let incomplete = published.len() - errors - complete.len();
+
+    // A burst: as many as the server takes.
+    let burst = cfg.fanout_burst;
+    let mut burst_row = None;
+    if burst > 0 {
+        println!("(e) burst: {burst} shift events by {} publishers …", cfg.publishers);
+        r.load("(e burst)");
+        let burst_start = Instant::now();
+        let burst_cpu = server::CpuWindow::start(&b.servers);
+        let base = b.verified();
+        let bp = b.publish_closed_loop_of(Kind::Shift, n, "eb", burst, cfg.publishers).await;
+        let bgot = b.collect_at("eb", &bp, base, &paths).await;
+        r.disk("(e) burst:", burst_start);
+        let burst_cpu = burst_cpu.end(&b.servers);
+        let (berrors, berror) = summarize_errors(&bp);
+        let first = bp.iter().map(|p| p.sent).min().context("the fan-out burst published nothing")?;
+        let publish_end = bp.iter().map(|p| p.answered).max().unwrap_or(first);
+        let e2e_secs = bgot.last_receipt.map(|l| l.duration_since(first).as_secs_f64()).unwrap_or(f64::NAN);
+        let rate = bgot.delivered as f64 / e2e_secs;
+        if berrors > 0 || bgot.delivered < bgot.expected {
+            r.clean = false;
+        }
+        burst_row = Some(format!(
+            "| (e) fan-out burst: {} shift events × {n} facility webhooks, {} publishers (first publish → last receipt) | {rate:.0} deliveries/s ({:.0} events/s) | | |",
+            bp.len(),
+            cfg.publishers,
+            rate / n as f64
+        ));
+        r.details.push(format!(
+            "- (e) burst: {} events accepted ({berrors} publish errors{}) in {:.2} s, {} of {} deliveries verified in {e2e_secs:.2} s; publish → receipt p50 / p99 / max: {:.0} / {:.0} / {:.0} ms; CPU seconds: server {:.1}, bench {:.1}; other processes used {:.0}% of the machine",
+            bp.len() - berrors,
+            berror.map(|e| format!(", first: {e}")).unwrap_or_default(),
+            publish_end.duration_since(first).as_secs_f64(),
+            bgot.delivered,
+            bgot.expected,
+            pct(&bgot.latencies, 50.0),
+            pct(&bgot.latencies, 99.0),
+            last(&bgot.latencies),
+            burst_cpu.server_secs,
+            burst_cpu.bench_secs,
+            burst_cpu.others_pct
+        ));
+    }
+
+    if errors > 0 || got.delivered < got.expected {
+        r.clean = false;
+    }
+    r.table.push(format!(
+        "| (e) one shift event → {n} facility webhooks ({} users), {}/s: publish → all {n} verified, per event p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | | |",
+        cfg.fanout_owners,
+        cfg.fanout_rate,
+        pct(&complete, 50.0),
+        pct(&complete, 99.0),
+        last(&complete)
+    ));
+    r.table.push(format!(
+        "| (e) the same: deliveries/s over the run ({total} events offered in {offered_secs:.1} s) | {:.0} deliveries/s | | |",
+        got.delivered as f64 / offered_secs
+    ));
+    if let Some(row) = burst_row {
+        r.table.push(row);
+    }
+    r.details.push(format!(
+        "- (e) {n} facility webhooks (events [{FANOUT_EVENT_TYPE}]) of {} users (bench-fan-1 …, round robin; half name {FANOUT_FACILITY}, half follow all), each user granted {FANOUT_FACILITY} with PUT /api/v2/internal/users/{{userId}}/facilities; {total} events offered at {}/s ({late} sent > 5 ms behind schedule, worst {:.1} ms), {errors} publish errors{}; {} of {} deliveries verified, {} events complete, {incomplete} incomplete; publish answer p50 / p99 / max: {:.1} / {:.1} / {:.1} ms; per delivery publish → receipt p50 / p99 / max: {:.1} / {:.1} / {:.1} ms",
+        cfg.fanout_owners,
+        cfg.fanout_rate,
+        ms(worst_late),
+        error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
+        got.delivered,
+        got.expected,
+        complete.len(),
+        pct(&answers, 50.0),
+        pct(&answers, 99.0),
+        last(&answers),
+        pct(&got.latencies, 50.0),
+        pct(&got.latencies, 99.0),
+        last(&got.latencies)
+    ));
+    r.details.push(format!(
+        "- (e) CPU seconds: server {:.1}, bench {:.1}, over {offered_secs:.1} s offered (+ {:.1} s waiting for the last deliveries); other processes used {:.0}% of the machine",
+        cpu.server_secs,
+        cpu.bench_secs,
+        got.waited_for_drain.as_secs_f64(),
+        cpu.others_pct
+    ));
+    Ok(())
 }
