@@ -7,6 +7,8 @@
 #
 # Environment (all optional):
 #   DURATION=10s  THREADS=2  CONNECTIONS=32  WARMUP=2s   wrk settings, per scenario
+#   RUNS=1                   measured runs per scenario (after one warm-up); the report gives
+#                            the median of each figure (3 or more for numbers to compare)
 #   RATE_LIMIT=0             the server's --rate-limit [0: off, wrk is one client; a huge value
 #                            such as 4000000000 keeps the limiter in the path without refusing]
 #   WEBHOOKS_SERVER=path     server binary   [target/release/webhooks-server, built here]
@@ -21,6 +23,7 @@ DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-2s}
+RUNS=${RUNS:-1}
 RATE_LIMIT=${RATE_LIMIT:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -35,6 +38,7 @@ FACILITY_BODY='{"url":"https://example.com/hook","events":["all"],"facilities":[
 LIST_SIZE=20
 
 die() { echo "api.sh: $*" >&2; exit 1; }
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive whole number, not '$RUNS'"
 # Which server is measured: the work tree's revision, the binary's hash and build time.
 binary_id() {
     echo "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown), sha256 $(sha256sum "$1" | cut -c1-12), built $(date -r "$1" '+%F %H:%M')"
@@ -120,7 +124,8 @@ CREATE_TOKEN=$(token bench-create)
 LIST_TOKEN=$(token bench-list)
 # shellcheck source=bench/tokens.sh
 source "$HERE/tokens.sh"
-CREATE_OWNERS=$(create_owners "$WARMUP" "$DURATION")
+# shellcheck disable=SC2046 # one DURATION per measured run
+CREATE_OWNERS=$(create_owners "$WARMUP" $(for _ in $(seq 1 "$RUNS"); do echo "$DURATION"; done))
 echo "minting $CREATE_OWNERS tokens for the create scenario (bench-create-1 …)"
 mint_tokens "$WORK/create-tokens" "$CREATE_OWNERS" bench-create \
     "$SERVER_BIN" --data-dir "$DATA" token --client-id bench-client --ttl 2h
@@ -179,10 +184,19 @@ expect 201 POST "$FACILITY_WEBHOOKS" "$CREATE_TOKEN" "$FACILITY_BODY"
 expect 400 POST "$FACILITY_WEBHOOKS" "$LIST_TOKEN" "$FACILITY_BODY"
 
 # --- load -------------------------------------------------------------------------------
-declare -A RPS P50 P99 MAXL REQS NON2XX SOCKERR LOAD OTHER SERVER_CPU
-# measure NAME URL METHOD [BODY [TOKEN [TOKENS_FILE]]] — a warm-up run, then the measured run.
+declare -A RPS P50 P99 MAXL REQS NON2XX SOCKERR LOAD OTHER OTHER_MAX SERVER_CPU CPU_US RUN_LOG
+# median N… — the middle value (the mean of the two middle ones for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+largest() { printf '%s\n' "$@" | sort -g | tail -n1; }
+# measure NAME URL METHOD [BODY [TOKEN [TOKENS_FILE]]] — a warm-up run, then RUNS measured runs;
+# each figure reported is the median over the runs (max ms: the largest; counts: the sum).
 measure() {
     local name=$1 url=$2 method=$3 body=${4:-} token=${5:-} tokens=${6:-}
+    # The process under test: the bare server for the bare rows, the webhooks server otherwise.
+    local pid=$SERVER_PID
+    [[ $name == bare_* ]] && pid=$BARE_PID
     # wrk runs in the background and is waited for, so that a signal stops the script (and,
     # through the trap, wrk) at once rather than after the run.
     run_wrk() { # DURATION OUTPUT
@@ -193,34 +207,56 @@ measure() {
     PIDS+=("$!")
     wait "$!"
     LOAD[$name]=$(load1)
-    echo
-    echo "== $name: $method $url for $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    # What else used the CPU meanwhile: the machine's busy time less the server's, the bare
-    # server's and wrk's, as a share of all cores over the run.
-    local busy0 server0 bare0 t0
-    busy0=$(busy_secs) server0=$(proc_secs "$HZ" "$SERVER_PID") bare0=$(proc_secs "$HZ" "$BARE_PID") t0=$(date +%s.%N)
-    times >"$WORK/times0"
-    run_wrk "$DURATION" "$WORK/$name.wrk" &
-    PIDS+=("$!")
-    wait "$!"
-    times >"$WORK/times1"
-    OTHER[$name]=$(awk -v b0="$busy0" -v b1="$(busy_secs)" -v s0="$server0" -v s1="$(proc_secs "$HZ" "$SERVER_PID")" \
-        -v r0="$bare0" -v r1="$(proc_secs "$HZ" "$BARE_PID")" -v w0="$(children_secs "$WORK/times0")" \
-        -v w1="$(children_secs "$WORK/times1")" -v t0="$t0" -v t1="$(date +%s.%N)" -v n="$(nproc)" \
-        'BEGIN { o = (b1 - b0) - (s1 - s0) - (r1 - r0) - (w1 - w0); if (o < 0) o = 0; printf "%.0f%%", 100 * o / ((t1 - t0) * n) }')
-    SERVER_CPU[$name]=$(awk -v a="$server0" -v b="$(proc_secs "$HZ" "$SERVER_PID")" -v r0="$bare0" -v r1="$(proc_secs "$HZ" "$BARE_PID")" \
-        'BEGIN { printf "%.1f", (b - a) + (r1 - r0) }')
-    cat "$WORK/$name.wrk"
-    local line
-    line=$(grep '^RESULT ' "$WORK/$name.wrk") || die "wrk printed no RESULT line for $name"
-    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
-    RPS[$name]=$(field rps)
-    P50[$name]=$(field p50_ms)
-    P99[$name]=$(field p99_ms)
-    MAXL[$name]=$(field max_ms)
-    REQS[$name]=$(field requests)
-    NON2XX[$name]=$(field non2xx)
-    SOCKERR[$name]=$(($(field connect_err) + $(field read_err) + $(field write_err) + $(field timeouts)))
+    local rps=() p50=() p99=() maxl=() other=() cpu=() us=() runlog=()
+    local reqs=0 non2xx=0 sockerr=0 run
+    for run in $(seq 1 "$RUNS"); do
+        echo
+        echo "== $name (run $run of $RUNS): $method $url for $DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        # What else used the CPU meanwhile: the machine's busy time less the server's, the bare
+        # server's and wrk's, as a share of all cores over the run.
+        local busy0 server0 bare0 tested0 t0 out=$WORK/$name.$run.wrk
+        busy0=$(busy_secs) server0=$(proc_secs "$HZ" "$SERVER_PID") bare0=$(proc_secs "$HZ" "$BARE_PID")
+        tested0=$(proc_secs "$HZ" "$pid") t0=$(date +%s.%N)
+        times >"$WORK/times0"
+        run_wrk "$DURATION" "$out" &
+        PIDS+=("$!")
+        wait "$!"
+        times >"$WORK/times1"
+        other+=("$(awk -v b0="$busy0" -v b1="$(busy_secs)" -v s0="$server0" -v s1="$(proc_secs "$HZ" "$SERVER_PID")" \
+            -v r0="$bare0" -v r1="$(proc_secs "$HZ" "$BARE_PID")" -v w0="$(children_secs "$WORK/times0")" \
+            -v w1="$(children_secs "$WORK/times1")" -v t0="$t0" -v t1="$(date +%s.%N)" -v n="$(nproc)" \
+            'BEGIN { o = (b1 - b0) - (s1 - s0) - (r1 - r0) - (w1 - w0); if (o < 0) o = 0; printf "%.1f", 100 * o / ((t1 - t0) * n) }')")
+        local secs
+        secs=$(awk -v a="$tested0" -v b="$(proc_secs "$HZ" "$pid")" 'BEGIN { printf "%.2f", b - a }')
+        cat "$out"
+        local line
+        line=$(grep '^RESULT ' "$out") || die "wrk printed no RESULT line for $name (run $run)"
+        field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+        local n
+        n=$(field requests)
+        rps+=("$(field rps)") p50+=("$(field p50_ms)") p99+=("$(field p99_ms)") maxl+=("$(field max_ms)")
+        cpu+=("$secs")
+        # CPU per request: the process under test's CPU seconds over the run / wrk's count.
+        us+=("$(awk -v s="$secs" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", 1e6 * s / n; else print "nan" }')")
+        reqs=$((reqs + n))
+        non2xx=$((non2xx + $(field non2xx)))
+        sockerr=$((sockerr + $(field connect_err) + $(field read_err) + $(field write_err) + $(field timeouts)))
+        runlog+=("$(printf '%.0f req/s, %.1f µs, other %.0f%%' "${rps[-1]}" "${us[-1]}" "${other[-1]}")")
+        echo "   $name run $run: ${runlog[-1]} (server CPU $secs s over $n requests)"
+    done
+    RPS[$name]=$(median "${rps[@]}")
+    P50[$name]=$(median "${p50[@]}")
+    P99[$name]=$(median "${p99[@]}")
+    MAXL[$name]=$(largest "${maxl[@]}")
+    SERVER_CPU[$name]=$(median "${cpu[@]}")
+    CPU_US[$name]=$(median "${us[@]}")
+    OTHER[$name]=$(median "${other[@]}")
+    OTHER_MAX[$name]=$(largest "${other[@]}")
+    REQS[$name]=$reqs
+    NON2XX[$name]=$non2xx
+    SOCKERR[$name]=$sockerr
+    RUN_LOG[$name]=$(printf '%s; ' "${runlog[@]}")
+    RUN_LOG[$name]=${RUN_LOG[$name]%; }
 }
 
 # The disk: 200 synchronous 4 KiB writes (dd oflag=dsync) next to the database. A durable
@@ -263,37 +299,50 @@ LOG_ERROR=$(grep -c ' ERROR ' "$WORK/server.log" || true)
 # --- summary ----------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * a / b }'; }
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "ge") ? v >= t : v <= t; print ok ? "PASS" : "FAIL" }'; }
-row() { # NAME LABEL BASELINE TARGET%
-    local name=$1 label=$2 base=$3 target=${4:-}
-    local vs="" check=""
+us() { awk -v v="$1" 'BEGIN { printf (v < 10 ? "%.1f µs" : "%.0f µs"), v }'; }
+row() { # NAME LABEL BASELINE TARGET% [CPU_TARGET_µs]
+    local name=$1 label=$2 base=$3 target=${4:-} cpu_target=${5:-}
+    local vs="" check="" per_request cpu_check="" other
     if [[ -n $base ]]; then
         vs="$(ratio "${RPS[$name]}" "${RPS[$base]}")% of ${base}"
     fi
     if [[ -n $base && -n $target ]]; then
         check="≥ ${target}% → $(verdict "$(ratio "${RPS[$name]}" "${RPS[$base]}")" "$target" ge)"
     fi
-    printf '| %s | %.0f | %s | %s | %s | %s / %s | %s | %s | %s s | %s | %s |\n' "$label" "${RPS[$name]}" \
+    per_request=$(us "${CPU_US[$name]}")
+    [[ -n $base ]] && per_request+=" (bare $(us "${CPU_US[$base]}"))"
+    [[ -n $cpu_target ]] && cpu_check="≤ $cpu_target µs → $(verdict "${CPU_US[$name]}" "$cpu_target" le)"
+    other=$(printf '%.0f%%' "${OTHER[$name]}")
+    ((RUNS > 1)) && other+=$(printf ' (max %.0f%%)' "${OTHER_MAX[$name]}")
+    printf '| %s | %.0f | %s | %s | %s | %s / %s | %s | %s | %.2f s | %s | %s | %s | %s |\n' "$label" "${RPS[$name]}" \
         "${P50[$name]}" "${P99[$name]}" "${MAXL[$name]}" "${NON2XX[$name]}" "${SOCKERR[$name]}" \
-        "$vs" "$check" "${SERVER_CPU[$name]}" "${OTHER[$name]}" "${LOAD[$name]}"
+        "$vs" "$check" "${SERVER_CPU[$name]}" "$per_request" "$cpu_check" "$other" "${LOAD[$name]}"
 }
 {
     echo "# api.sh — $(date '+%F %H:%M')"
     echo
     echo "server: $SERVER_BIN ($(binary_id "$SERVER_BIN")), --rate-limit $RATE_LIMIT"
-    echo "wrk -t $THREADS -c $CONNECTIONS -d $DURATION (after a $WARMUP warm-up each), $(nproc) cores"
+    if ((RUNS > 1)); then
+        echo "wrk -t $THREADS -c $CONNECTIONS -d $DURATION, $RUNS measured runs after a $WARMUP warm-up per scenario: **median of $RUNS** runs (max ms: the largest; counts: summed over the runs), $(nproc) cores"
+    else
+        echo "wrk -t $THREADS -c $CONNECTIONS -d $DURATION (after a $WARMUP warm-up each), one measured run per scenario (RUNS=1: no median), $(nproc) cores"
+    fi
     echo "uptime at the end: $(uptime); io psi: $(head -n1 /proc/pressure/io 2>/dev/null || echo n/a)"
     echo
-    echo "server CPU: CPU seconds the server under test (or the bare server) used during the run. other processes' CPU:"
+    echo "server CPU: CPU seconds the server under test (or the bare server) used during the run. µs CPU / request: that"
+    echo "CPU time over the requests wrk counted in the run — the figure that survives a noisy shared machine (other work"
+    echo "slows every request down but barely changes the CPU each one costs); server rows show the bare route's beside it."
+    echo "other processes' CPU:"
     echo "the machine's busy time not used by the server, the bare server or wrk, as a share of all $(nproc) cores —"
     echo "work that competed with the measurement. Load and CPU pressure are read after each warm-up (they include the bench itself)."
     echo
-    echo "| scenario | req/s | p50 ms | p99 ms | max ms | non-2xx / socket errors | vs bare | target | server CPU | other processes' CPU | load (1 min, cpu psi) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| scenario | req/s | p50 ms | p99 ms | max ms | non-2xx / socket errors | vs bare | target | server CPU | µs CPU / request | CPU target | other processes' CPU | load (1 min, cpu psi) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     row bare_post "bare axum POST /bare" "" ""
     row bare_get "bare axum GET /bare" "" ""
-    row create "(a) create webhook, durable write → 201" bare_post 35
-    row bad_400 "(b) \`{}\` → 400 validation answer" bare_post 80
-    row list_20 "(c) list of $LIST_SIZE webhooks → 200 ($LIST_BYTES bytes)" bare_get 50
+    row create "(a) create webhook, durable write → 201" bare_post 35 25
+    row bad_400 "(b) \`{}\` → 400 validation answer" bare_post 80 10
+    row list_20 "(c) list of $LIST_SIZE webhooks → 200 ($LIST_BYTES bytes)" bare_get 50 15
     row facility_create "(d) create facility webhook naming $FACILITY (access checked), durable write → 201" bare_post ""
     echo
     echo "| memory | server | bare | target |"
@@ -308,6 +357,12 @@ row() { # NAME LABEL BASELINE TARGET%
     echo "- (d) 201 answers counted by wrk: $FACILITY_CREATED_OK (+ warm-up); facility webhook rows of the create owners: $FACILITY_ROWS; the same $CREATE_OWNERS owners as (a), each granted $FACILITY (internal PUT) before the load"
     echo "- non-2xx in (a)/(c)/(d): ${NON2XX[create]} / ${NON2XX[list_20]} / ${NON2XX[facility_create]} (should be 0)"
     echo "- server log: $LOG_WARN WARN, $LOG_ERROR ERROR lines"
+    if ((RUNS > 1)); then
+        echo "- each run (req/s, µs CPU / request, other processes' CPU):"
+        for name in bare_post bare_get create bad_400 list_20 facility_create; do
+            echo "    - $name: ${RUN_LOG[$name]}"
+        done
+    fi
     grep -E ' (WARN|ERROR) ' "$WORK/server.log" | head -n 5 | sed 's/\x1b\[[0-9;]*m//g; s/^/    /' || true
 } >"$WORK/summary.md"
 
