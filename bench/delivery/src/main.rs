@@ -390,6 +390,15 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len()) - 1]
 }
 
+/// CPU seconds per item, in µs ("n/a" for no items).
+fn us_per(cpu_secs: f64, items: usize) -> String {
+    if items == 0 {
+        return "n/a".into();
+    }
+    let us = 1e6 * cpu_secs / items as f64;
+    if us < 10.0 { format!("{us:.1} µs") } else { format!("{us:.0} µs") }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -959,7 +968,7 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
     );
     r.load("(c)");
     let c_cpu = server::CpuWindow::start(&b.servers);
-    let (c_rate, c_errors, c_error, c_lat) = ceiling(b, total_c).await?;
+    let (c_rate, c_delivered, c_errors, c_error, c_lat) = ceiling(b, total_c).await?;
     let c_cpu = c_cpu.end(&b.servers);
 
     let ratio = a_rate / c_rate;
@@ -988,7 +997,21 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
         last(&b_got.latencies),
         verdict(b_p99 <= 50.0 && b_missing == 0)
     ));
+    r.table.push(format!(
+        "| (a) server CPU per delivery verified (publish + schedule + sign + send) | {} (bench: publishers + receiver {}) | | |",
+        us_per(a_cpu.server_secs, a_got.delivered),
+        us_per(a_cpu.bench_secs, a_got.delivered)
+    ));
+    r.table.push(format!(
+        "| (b) server CPU per delivery verified at {}/s | {} | | |",
+        cfg.rate,
+        us_per(b_cpu.server_secs, b_got.delivered)
+    ));
     r.table.push(format!("| (c) ceiling: bare reqwest → same receiver | {c_rate:.0} deliveries/s | | |"));
+    r.table.push(format!(
+        "| (c) bench CPU per delivery verified (reqwest client + receiver; no server) | {} | | |",
+        us_per(c_cpu.bench_secs, c_delivered)
+    ));
 
     r.details.push(format!(
         "- (a) {a_accepted} events accepted ({a_errors} publish errors{}), {} of {} deliveries verified in {e2e_secs:.2} s; publishing took {publish_secs:.2} s = {:.0} events/s accepted; {by_publish_end} deliveries were verified by the time the last publish was answered; then {:.2} s more for the rest",
@@ -1008,10 +1031,12 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
         last(&a_got.latencies)
     ));
     r.details.push(format!(
-        "- (a) CPU seconds: server {:.1} ({:.0}% of one core over the phase), bench (publishers + receiver) {:.1}; other processes used {:.0}% of the machine",
+        "- (a) CPU seconds: server {:.1} ({:.0}% of one core over the phase) = {} per delivery verified, bench (publishers + receiver) {:.1} = {} per delivery; other processes used {:.0}% of the machine",
         a_cpu.server_secs,
         100.0 * a_cpu.server_secs / e2e_secs,
+        us_per(a_cpu.server_secs, a_got.delivered),
         a_cpu.bench_secs,
+        us_per(a_cpu.bench_secs, a_got.delivered),
         a_cpu.others_pct
     ));
     if let Some(d) = a_disk {
@@ -1032,9 +1057,11 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
         pct(&b_got.latencies, 99.9)
     ));
     r.details.push(format!(
-        "- (b) CPU seconds: server {:.1}, bench {:.1}, over {} s offered (+ {:.1} s waiting for the last deliveries); other processes used {:.0}% of the machine",
+        "- (b) CPU seconds: server {:.1} = {} per delivery verified, bench {:.1} = {} per delivery, over {} s offered (+ {:.1} s waiting for the last deliveries); other processes used {:.0}% of the machine",
         b_cpu.server_secs,
+        us_per(b_cpu.server_secs, b_got.delivered),
         b_cpu.bench_secs,
+        us_per(b_cpu.bench_secs, b_got.delivered),
         cfg.rate_secs,
         b_got.waited_for_drain.as_secs_f64(),
         b_cpu.others_pct
@@ -1043,11 +1070,12 @@ async fn main_phases(b: &Bench, r: &mut Report) -> anyhow::Result<()> {
         r.details.push(format!("- (b) disk probe: {d}"));
     }
     r.details.push(format!(
-        "- (c) {c_errors} request errors{}; request latency p50 / p99: {:.1} / {:.1} ms; bench CPU {:.1} s; other processes used {:.0}% of the machine",
+        "- (c) {c_errors} request errors{}; {c_delivered} deliveries verified; request latency p50 / p99: {:.1} / {:.1} ms; bench CPU (reqwest client + receiver) {:.1} s = {} per delivery (compare (a)'s bench figure: the receiver's share is in both); other processes used {:.0}% of the machine",
         c_error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
         pct(&c_lat, 50.0),
         pct(&c_lat, 99.0),
         c_cpu.bench_secs,
+        us_per(c_cpu.bench_secs, c_delivered),
         c_cpu.others_pct
     ));
     r.details.push(format!("- warm-up: {} of {} deliveries verified", warm_got.delivered, warm_got.expected));
@@ -1114,22 +1142,25 @@ async fn drain_phase(
         pct(&answers, 99.0)
     ));
     r.table.push(format!(
-        "| (d) worker alone draining a backlog of {} deliveries (first → last receipt) | {drain_rate:.0} deliveries/s | | |",
-        got.expected
+        "| (d) worker alone draining a backlog of {} deliveries (first → last receipt) | {drain_rate:.0} deliveries/s, worker CPU {} per delivery | | |",
+        got.expected,
+        us_per(drain_cpu.server_secs, got.delivered)
     ));
     r.details.push(format!(
-        "- (d) publish only: {accepted} accepted, {errors} errors{}, in {publish_secs:.2} s, server CPU {:.1} s ({:.0}% of one core), other processes {:.0}% of the machine; {early} deliveries arrived without a worker (should be 0)",
+        "- (d) publish only: {accepted} accepted, {errors} errors{}, in {publish_secs:.2} s, server CPU {:.1} s ({:.0}% of one core) = {} per event accepted, other processes {:.0}% of the machine; {early} deliveries arrived without a worker (should be 0)",
         error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
         publish_cpu.server_secs,
         100.0 * publish_cpu.server_secs / publish_secs,
+        us_per(publish_cpu.server_secs, accepted),
         publish_cpu.others_pct
     ));
     r.details.push(format!(
-        "- (d) worker alone: {} of {} deliveries verified, {drain_secs:.2} s first → last receipt, {since_spawn:.2} s from its start; worker CPU {:.1} s ({:.0}% of one core), other processes {:.0}% of the machine; RSS {rss:.1} MB, peak {hwm:.1} MB",
+        "- (d) worker alone: {} of {} deliveries verified, {drain_secs:.2} s first → last receipt, {since_spawn:.2} s from its start; worker CPU {:.1} s ({:.0}% of one core) = {} per delivery verified, other processes {:.0}% of the machine; RSS {rss:.1} MB, peak {hwm:.1} MB",
         got.delivered,
         got.expected,
         drain_cpu.server_secs,
         100.0 * drain_cpu.server_secs / since_spawn,
+        us_per(drain_cpu.server_secs, got.delivered),
         drain_cpu.others_pct
     ));
     finish(drain, r, "(d) worker").await;
@@ -1137,8 +1168,8 @@ async fn drain_phase(
 }
 
 /// (c): `total` deliveries from a bare reqwest client, `concurrency` in flight. Returns
-/// (deliveries/s, errors, first error, sorted request latencies in ms).
-async fn ceiling(b: &Bench, total: usize) -> anyhow::Result<(f64, usize, Option<String>, Vec<f64>)> {
+/// (deliveries/s, deliveries verified, errors, first error, sorted request latencies in ms).
+async fn ceiling(b: &Bench, total: usize) -> anyhow::Result<(f64, usize, usize, Option<String>, Vec<f64>)> {
     let secret = "ceiling-secret-0123456789abcdefgh";
     let path = "/hook/ceiling";
     b.receiver.shared.register(path, secret);
@@ -1201,7 +1232,7 @@ async fn ceiling(b: &Bench, total: usize) -> anyhow::Result<(f64, usize, Option<
     let elapsed = started.elapsed().as_secs_f64();
     let delivered = b.verified() - base;
     lat.sort_by(f64::total_cmp);
-    Ok((delivered as f64 / elapsed, errors.len(), errors.into_iter().next(), lat))
+    Ok((delivered as f64 / elapsed, delivered, errors.len(), errors.into_iter().next(), lat))
 }
 
 /// (e) facility fan-out: FANOUT_WEBHOOKS facility webhooks of FANOUT_OWNERS users (round robin;
@@ -1303,13 +1334,14 @@ async fn fanout_phase(b: &Bench, data_dir: &Path, r: &mut Report) -> anyhow::Res
             r.clean = false;
         }
         burst_row = Some(format!(
-            "| (e) fan-out burst: {} shift events × {n} facility webhooks, {} publishers (first publish → last receipt) | {rate:.0} deliveries/s ({:.0} events/s) | | |",
+            "| (e) fan-out burst: {} shift events × {n} facility webhooks, {} publishers (first publish → last receipt) | {rate:.0} deliveries/s ({:.0} events/s), server CPU {} per delivery | | |",
             bp.len(),
             cfg.publishers,
-            rate / n as f64
+            rate / n as f64,
+            us_per(burst_cpu.server_secs, bgot.delivered)
         ));
         r.details.push(format!(
-            "- (e) burst: {} events accepted ({berrors} publish errors{}) in {:.2} s, {} of {} deliveries verified in {e2e_secs:.2} s; publish → receipt p50 / p99 / max: {:.0} / {:.0} / {:.0} ms; CPU seconds: server {:.1}, bench {:.1}; other processes used {:.0}% of the machine",
+            "- (e) burst: {} events accepted ({berrors} publish errors{}) in {:.2} s, {} of {} deliveries verified in {e2e_secs:.2} s; publish → receipt p50 / p99 / max: {:.0} / {:.0} / {:.0} ms; CPU seconds: server {:.1} = {} per delivery verified, bench {:.1}; other processes used {:.0}% of the machine",
             bp.len() - berrors,
             berror.map(|e| format!(", first: {e}")).unwrap_or_default(),
             publish_end.duration_since(first).as_secs_f64(),
@@ -1319,6 +1351,7 @@ async fn fanout_phase(b: &Bench, data_dir: &Path, r: &mut Report) -> anyhow::Res
             pct(&bgot.latencies, 99.0),
             last(&bgot.latencies),
             burst_cpu.server_secs,
+            us_per(burst_cpu.server_secs, bgot.delivered),
             burst_cpu.bench_secs,
             burst_cpu.others_pct
         ));
@@ -1359,8 +1392,9 @@ async fn fanout_phase(b: &Bench, data_dir: &Path, r: &mut Report) -> anyhow::Res
         last(&got.latencies)
     ));
     r.details.push(format!(
-        "- (e) CPU seconds: server {:.1}, bench {:.1}, over {offered_secs:.1} s offered (+ {:.1} s waiting for the last deliveries); other processes used {:.0}% of the machine",
+        "- (e) CPU seconds: server {:.1} = {} per delivery verified, bench {:.1}, over {offered_secs:.1} s offered (+ {:.1} s waiting for the last deliveries); other processes used {:.0}% of the machine",
         cpu.server_secs,
+        us_per(cpu.server_secs, got.delivered),
         cpu.bench_secs,
         got.waited_for_drain.as_secs_f64(),
         cpu.others_pct
