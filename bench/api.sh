@@ -332,9 +332,8 @@ row() { # NAME LABEL BASELINE TARGET% [CPU_TARGET_µs]
     echo "server CPU: CPU seconds the server under test (or the bare server) used during the run. µs CPU / request: that"
     echo "CPU time over the requests wrk counted in the run — the figure that survives a noisy shared machine (other work"
     echo "slows every request down but barely changes the CPU each one costs); server rows show the bare route's beside it."
-    echo "other processes' CPU:"
-    echo "the machine's busy time not used by the server, the bare server or wrk, as a share of all $(nproc) cores —"
-    echo "work that competed with the measurement. Load and CPU pressure are read after each warm-up (they include the bench itself)."
+    echo "other processes' CPU: the machine's busy time not used by the server, the bare server or wrk, as a share of all"
+    echo "$(nproc) cores — work that competed with the measurement. Load and CPU pressure are read after each warm-up (they include the bench itself)."
     echo
     echo "| scenario | req/s | p50 ms | p99 ms | max ms | non-2xx / socket errors | vs bare | target | server CPU | µs CPU / request | CPU target | other processes' CPU | load (1 min, cpu psi) |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
