@@ -396,7 +396,11 @@ fn us_per(cpu_secs: f64, items: usize) -> String {
         return "n/a".into();
     }
     let us = 1e6 * cpu_secs / items as f64;
-    if us < 10.0 { format!("{us:.1} µs") } else { format!("{us:.0} µs") }
+    if us < 10.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{us:.0} µs")
+    }
 }
 
 fn ms(d: Duration) -> f64 {
