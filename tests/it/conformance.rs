@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
-use webhooks_e2e::{TestServer, NURSE_USER};
+use webhooks_e2e::{RawResponse, TestServer, NURSE_USER};
 
 const CASES: &str = include_str!("fixtures/conformance.jsonl");
 
@@ -118,6 +118,75 @@ pub(crate) fn take_any_string_fields(
     }
 }
 
+/// Sends `case`'s request to `server`, its placeholders filled by `fill`: exactly the given
+/// headers and body bytes (`null`: no body at all).
+pub(crate) async fn send(server: &TestServer, case: &Value, fill: impl Fn(&str) -> String) -> RawResponse {
+    let headers: Vec<(String, String)> = case["headers"]
+        .as_object()
+        .expect("headers")
+        .iter()
+        .map(|(k, v)| (k.clone(), fill(v.as_str().expect("header value"))))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let body = case["body"].as_str().map(|b| b.as_bytes().to_vec());
+    let path = fill(case["path"].as_str().expect("path"));
+    server.raw(case["method"].as_str().expect("method"), &path, &headers, body).await
+}
+
+/// Where `response` differs from `case`'s expected answer (status, JSON body with its
+/// placeholders and `anyStringFields`, content type; `expect.body: null` means no body at all),
+/// and the answer's JSON body when it has one.
+pub(crate) fn check_answer(case: &Value, response: &RawResponse) -> (Vec<String>, Option<Value>) {
+    let expect = &case["expect"];
+    let expected_status = expect["status"].as_u64().expect("expect.status");
+    let mut problems = Vec::new();
+    if u64::from(response.status) != expected_status {
+        problems.push(format!("status: expected {expected_status}, got {}", response.status));
+    }
+    if expect["body"].is_null() {
+        if !response.body.is_empty() {
+            problems.push(format!("expected no body, got {:?}", response.text()));
+        }
+        return (problems, None);
+    }
+    match serde_json::from_slice::<Value>(&response.body) {
+        Err(e) => {
+            problems.push(format!("body is not JSON ({e}): {:?}", response.text()));
+            (problems, None)
+        }
+        Ok(mut actual) => {
+            let mut expected = expect["body"].clone();
+            if let Some(fields) = case.get("anyStringFields").and_then(Value::as_array) {
+                take_any_string_fields(fields, &mut expected, &mut actual, &mut problems);
+            }
+            differences(&expected, &actual, "$", &mut problems);
+            let content_type = response.content_type.as_deref().unwrap_or_default();
+            if !content_type.starts_with("application/json") {
+                problems.push(format!("content type {content_type:?}"));
+            }
+            (problems, Some(actual))
+        }
+    }
+}
+
+/// Adds to `failures` a case (`name`, `shown` in messages) that differs without being a listed
+/// deviation, or is listed but no longer differs; a listed deviation is only printed.
+pub(crate) fn judge(
+    shown: &str,
+    name: &str,
+    problems: Vec<String>,
+    deviations: &[(&str, &str)],
+    failures: &mut Vec<String>,
+) {
+    match deviations.iter().find(|(n, _)| *n == name) {
+        None if problems.is_empty() => {}
+        None => failures.push(format!("{shown}:\n    {}", problems.join("\n    "))),
+        Some(_) if problems.is_empty() => failures
+            .push(format!("{name}: listed in DEVIATIONS but now matches the reference; remove the entry")),
+        Some((_, reason)) => eprintln!("deviation {name}: {reason}: {problems:?}"),
+    }
+}
+
 #[tokio::test]
 async fn every_conformance_case_gets_the_reference_answer() {
     replay(&TestServer::start().await).await;
@@ -149,63 +218,30 @@ async fn replay(server: &TestServer) {
         let name = case["name"].as_str().expect("name").to_owned();
         assert!(names.insert(name.clone()), "duplicate case name {name}");
 
-        let headers: Vec<(String, String)> = case["headers"]
-            .as_object()
-            .expect("headers")
-            .iter()
-            .map(|(k, v)| (k.clone(), placeholders.request(v.as_str().expect("header value"))))
-            .collect();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        // `null`: no body at all; otherwise exactly these bytes.
-        let body = case["body"].as_str().map(|b| b.as_bytes().to_vec());
-        let path = placeholders.request(case["path"].as_str().expect("path"));
-        let method = case["method"].as_str().expect("method");
-        let response = server.raw(method, &path, &headers, body).await;
+        let (method, path) = (
+            case["method"].as_str().expect("method"),
+            placeholders.request(case["path"].as_str().expect("path")),
+        );
+        let response = send(server, &case, |text| placeholders.request(text)).await;
         replayed += 1;
 
-        let expect = &case["expect"];
-        let expected_status = expect["status"].as_u64().expect("expect.status");
-        let mut problems = Vec::new();
-        if u64::from(response.status) != expected_status {
-            problems.push(format!("status: expected {expected_status}, got {}", response.status));
-        }
-        match serde_json::from_slice::<Value>(&response.body) {
-            Err(e) => problems.push(format!("body is not JSON ({e}): {:?}", response.text())),
-            Ok(mut actual) => {
-                let mut expected = expect["body"].clone();
-                if let Some(fields) = case.get("anyStringFields").and_then(Value::as_array) {
-                    take_any_string_fields(fields, &mut expected, &mut actual, &mut problems);
-                }
-                differences(&expected, &actual, "$", &mut problems);
-                let content_type = response.content_type.as_deref().unwrap_or_default();
-                if !content_type.starts_with("application/json") {
-                    problems.push(format!("content type {content_type:?}"));
-                }
-                // A 201 is stored as answered.
-                if response.status == 201 && problems.is_empty() {
-                    let id = actual["data"]["id"].as_str().expect("data.id");
-                    match reader.get_user_webhook(id).await {
-                        Ok(stored) => {
-                            let stored = serde_json::to_value(stored.into_inner()).unwrap();
-                            if stored != actual {
-                                problems.push(format!("stored as {stored}, answered {actual}"));
-                            }
-                        }
-                        Err(e) => problems.push(format!("GET of the created webhook: {e}")),
+        let (mut problems, actual) = check_answer(&case, &response);
+        // A 201 is stored as answered.
+        if let (201, true, Some(actual)) = (response.status, problems.is_empty(), &actual) {
+            let id = actual["data"]["id"].as_str().expect("data.id");
+            match reader.get_user_webhook(id).await {
+                Ok(stored) => {
+                    let stored = serde_json::to_value(stored.into_inner()).unwrap();
+                    if &stored != actual {
+                        problems.push(format!("stored as {stored}, answered {actual}"));
                     }
-                    created_by_client1 += 1;
                 }
+                Err(e) => problems.push(format!("GET of the created webhook: {e}")),
             }
+            created_by_client1 += 1;
         }
 
-        match DEVIATIONS.iter().find(|(n, _)| *n == name) {
-            None if problems.is_empty() => {}
-            None => failures.push(format!("{name} ({method} {path}):\n    {}", problems.join("\n    "))),
-            Some(_) if problems.is_empty() => failures.push(format!(
-                "{name}: listed in DEVIATIONS but now matches the reference; remove the entry"
-            )),
-            Some((_, reason)) => eprintln!("deviation {name}: {reason}: {problems:?}"),
-        }
+        judge(&format!("{name} ({method} {path})"), &name, problems, DEVIATIONS, &mut failures);
     }
 
     for (name, _) in DEVIATIONS {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use webhooks_e2e::{TestServer, NURSE_USER};
 
 use super::set_facilities;
-use crate::conformance::{differences, take_any_string_fields, CLIENT1, CLIENT2};
+use crate::conformance::{check_answer, judge, send, CLIENT1, CLIENT2};
 
 const CASES: &str = include_str!("../fixtures/facility-conformance.jsonl");
 
@@ -62,59 +62,21 @@ async fn replay(server: &TestServer) {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("fixture line {}: {e}", line_no + 1));
         let name = case["name"].as_str().expect("name").to_owned();
         assert!(names.insert(name.clone()), "duplicate case name {name}");
-        let headers: Vec<(String, String)> = case["headers"]
-            .as_object()
-            .expect("headers")
-            .iter()
-            .map(|(k, v)| (k.clone(), fill(v.as_str().expect("header value"), &bindings)))
-            .collect();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let body = case["body"].as_str().map(|b| b.as_bytes().to_vec());
-        let path = fill(case["path"].as_str().expect("path"), &bindings);
-        let method = case["method"].as_str().expect("method");
-        let response = server.raw(method, &path, &headers, body).await;
-
-        let expect = &case["expect"];
-        let expected_status = expect["status"].as_u64().expect("expect.status");
-        let mut problems = Vec::new();
-        if u64::from(response.status) != expected_status {
-            problems.push(format!("status: expected {expected_status}, got {}", response.status));
-        }
-        if expect["body"].is_null() {
-            // No body at all (DELETE's 204).
-            if !response.body.is_empty() {
-                problems.push(format!("expected no body, got {:?}", response.text()));
-            }
-        } else {
-            match serde_json::from_slice::<Value>(&response.body) {
-                Err(e) => problems.push(format!("body is not JSON ({e}): {:?}", response.text())),
-                Ok(mut actual) => {
-                    let mut expected = expect["body"].clone();
-                    if let Some(fields) = case.get("anyStringFields").and_then(Value::as_array) {
-                        take_any_string_fields(fields, &mut expected, &mut actual, &mut problems);
+        let (method, path) =
+            (case["method"].as_str().expect("method"), fill(case["path"].as_str().expect("path"), &bindings));
+        let response = send(server, &case, |text| fill(text, &bindings)).await;
+        let (mut problems, actual) = check_answer(&case, &response);
+        if let (Some(capture), Some(actual)) = (case.get("capture").and_then(Value::as_object), &actual) {
+            for (key, path) in capture {
+                match at(actual, path.as_str().expect("capture path")).and_then(Value::as_str) {
+                    Some(value) => {
+                        bindings.insert(key.clone(), value.to_owned());
                     }
-                    differences(&expected, &actual, "$", &mut problems);
-                    if let Some(capture) = case.get("capture").and_then(Value::as_object) {
-                        for (key, path) in capture {
-                            match at(&actual, path.as_str().expect("capture path")).and_then(Value::as_str) {
-                                Some(value) => {
-                                    bindings.insert(key.clone(), value.to_owned());
-                                }
-                                None => problems.push(format!("capture {key}: no string at {path}")),
-                            }
-                        }
-                    }
+                    None => problems.push(format!("capture {key}: no string at {path}")),
                 }
             }
         }
-        match DEVIATIONS.iter().find(|(n, _)| *n == name) {
-            None if problems.is_empty() => {}
-            None => failures.push(format!("{name} ({method} {path}):\n    {}", problems.join("\n    "))),
-            Some(_) if problems.is_empty() => failures.push(format!(
-                "{name}: listed in DEVIATIONS but now matches the reference; remove the entry"
-            )),
-            Some((_, reason)) => eprintln!("deviation {name}: {reason}: {problems:?}"),
-        }
+        judge(&format!("{name} ({method} {path})"), &name, problems, DEVIATIONS, &mut failures);
     }
     assert_eq!(names.len(), CASES.lines().count(), "every line was replayed");
     assert!(
