@@ -44,19 +44,25 @@ impl From<Principal> for Owner {
     }
 }
 
-fn to_contract(w: Webhook) -> Result<types::UserWebhook, Internal> {
-    let events = w
-        .events
+/// The stored events of `w` as the contract's enum of its kind; one that is not is a corrupt row.
+fn stored_events<E: std::str::FromStr>(w: &Webhook) -> Result<Vec<E>, Internal>
+where
+    E::Err: std::fmt::Display,
+{
+    w.events
         .iter()
-        .map(|e| e.parse::<types::UserWebhookEvent>())
+        .map(|e| e.parse::<E>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            Internal(crate::store::StoreError::Corrupt { id: w.id.clone(), reason: e.to_string() })
-        })?;
+        .map_err(|e| Internal(crate::store::StoreError::Corrupt { id: w.id.clone(), reason: e.to_string() }))
+}
+
+fn to_contract(w: Webhook) -> Result<types::UserWebhook, Internal> {
+    let events = stored_events(&w)?;
     Ok(types::UserWebhook { id: w.id, url: w.url, events, client_id: w.client_id, secrets: w.secrets })
 }
 
-fn event_names(events: &[types::UserWebhookEvent]) -> Vec<String> {
+/// Events as stored: their names on the wire.
+fn event_names<E: ToString>(events: &[E]) -> Vec<String> {
     events.iter().map(ToString::to_string).collect()
 }
 

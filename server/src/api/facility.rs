@@ -4,12 +4,10 @@
 
 use webhooks::server::{responses, types};
 
-use super::{generate_secrets, WebhooksApi};
+use super::{event_names, generate_secrets, stored_events, WebhooksApi};
 use crate::auth::Principal;
 use crate::error::{self, Internal};
-use crate::store::{
-    AccessStore, NewWebhook, Owner, StoreError, Webhook, WebhookKind, WebhookStore, WebhookUpdate,
-};
+use crate::store::{AccessStore, NewWebhook, Owner, Webhook, WebhookKind, WebhookStore, WebhookUpdate};
 
 /// `items` without repeats, first occurrence kept.
 pub(super) fn dedup(items: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -25,12 +23,7 @@ fn inaccessible(requested: &[String], accessible: &[String]) -> Option<Vec<Strin
 }
 
 fn to_contract(w: Webhook, accessible: &[String]) -> Result<types::FacilityWebhook, Internal> {
-    let events = w
-        .events
-        .iter()
-        .map(|e| e.parse::<types::FacilityWebhookEvent>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Internal(StoreError::Corrupt { id: w.id.clone(), reason: e.to_string() }))?;
+    let events = stored_events(&w)?;
     Ok(types::FacilityWebhook {
         id: w.id,
         url: w.url,
@@ -39,10 +32,6 @@ fn to_contract(w: Webhook, accessible: &[String]) -> Result<types::FacilityWebho
         facilities: w.facilities.unwrap_or_else(|| accessible.to_vec()),
         secrets: w.secrets,
     })
-}
-
-fn event_names(events: &[types::FacilityWebhookEvent]) -> Vec<String> {
-    events.iter().map(ToString::to_string).collect()
 }
 
 impl WebhooksApi {
